@@ -1,0 +1,49 @@
+# Two commands do everything on a fresh machine with Python 3.11:
+#   make book   builds the executed course book into _build/html
+#   make test   builds the book strictly, then runs the whole test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(abspath $(VENV)/bin)
+# nbgrader runs `alembic` as a subprocess: the venv's bin must be on PATH.
+export PATH := $(BIN):$(PATH)
+# TensorFlow reads these when it loads, before any notebook code runs: no C++
+# log lines, and no oneDNN kernels whose round-off depends on the CPU model
+# (the regression results must match on every machine).
+export TF_CPP_MIN_LOG_LEVEL := 3
+export TF_ENABLE_ONEDNN_OPTS := 0
+export PYTHONHASHSEED := 0
+
+INSTALLED := $(VENV)/.installed
+PACKAGE_SOURCES := $(wildcard src/regcourse/*.py)
+PACKAGE_STAMP := _build/.package-stamp
+
+.PHONY: install book test clean regen-results
+
+install: $(INSTALLED)
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+# The execution cache is keyed on each chapter's own source; a change to the
+# shared package must re-execute every chapter, so it clears the cache.
+$(PACKAGE_STAMP): $(PACKAGE_SOURCES) | $(INSTALLED)
+	rm -rf _build/.jupyter_cache
+	mkdir -p _build
+	touch $@
+
+book: $(INSTALLED) $(PACKAGE_STAMP)
+	$(BIN)/jupyter-book build . -W -n --keep-going
+
+test: book
+	$(BIN)/python -m pytest
+
+# Accept the current executed chapters as the new reviewed regression results
+# (review the diff with `git diff tests/notebook_results` before committing).
+regen-results: book
+	$(BIN)/python -m pytest tests/test_chapter_regression.py --regen-results
+
+clean:
+	rm -rf _build

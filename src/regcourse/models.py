@@ -1,0 +1,97 @@
+"""The small MNIST models the chapters compare, built one way everywhere.
+
+Chapters differ in the regularizer they switch on, never in how the rest of
+the network is built, so differences in the curves are the regularizer's.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from .data import N_CLASSES, N_PIXELS, DataSplit
+
+
+def make_mlp(
+    hidden: tuple[int, ...] = (128, 64),
+    *,
+    dropout_rate: float = 0.0,
+    kernel_regularizer=None,
+    batch_norm: bool = False,
+    learning_rate: float = 1e-3,
+    optimizer: str = "adam",
+    input_dim: int = N_PIXELS,
+    n_classes: int = N_CLASSES,
+):
+    """A compiled ReLU MLP for flattened digits.
+
+    Each hidden block is Dense → [BatchNormalization] → ReLU → [Dropout];
+    batch normalization goes before the non-linearity, as in Ioffe & Szegedy.
+    ``optimizer`` is "adam", "adamw" or "sgd".
+    """
+    import keras
+
+    if not 0.0 <= dropout_rate < 1.0:
+        raise ValueError(f"dropout_rate must be in [0, 1), got {dropout_rate}.")
+    layers = [keras.Input((input_dim,))]
+    for units in hidden:
+        layers.append(keras.layers.Dense(units, kernel_regularizer=kernel_regularizer))
+        if batch_norm:
+            layers.append(keras.layers.BatchNormalization())
+        layers.append(keras.layers.Activation("relu"))
+        if dropout_rate:
+            layers.append(keras.layers.Dropout(dropout_rate))
+    layers.append(keras.layers.Dense(n_classes, activation="softmax"))
+    model = keras.Sequential(layers)
+    optimizers = {
+        "adam": keras.optimizers.Adam,
+        "adamw": keras.optimizers.AdamW,
+        "sgd": keras.optimizers.SGD,
+    }
+    if optimizer not in optimizers:
+        raise ValueError(f"optimizer must be one of {sorted(optimizers)}, got {optimizer!r}.")
+    model.compile(
+        optimizer=optimizers[optimizer](learning_rate=learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+@dataclass
+class TrainingRun:
+    """What one training run measured; ``history`` is Keras' ``History.history``."""
+
+    history: dict[str, list[float]]
+    seconds: float
+    epochs_run: int
+    extras: dict = field(default_factory=dict)
+
+    @property
+    def final_train_accuracy(self) -> float:
+        return self.history["accuracy"][-1]
+
+    @property
+    def final_val_accuracy(self) -> float:
+        return self.history["val_accuracy"][-1]
+
+    @property
+    def generalization_gap(self) -> float:
+        """Last training accuracy minus last validation accuracy."""
+        return self.final_train_accuracy - self.final_val_accuracy
+
+
+def train(model, data: DataSplit, *, epochs: int, batch_size: int = 64, callbacks=()) -> TrainingRun:
+    """Fit on the training split, validate on the validation split, quietly."""
+    start = time.perf_counter()
+    history = model.fit(
+        data.x_train,
+        data.y_train,
+        validation_data=(data.x_val, data.y_val),
+        epochs=epochs,
+        batch_size=batch_size,
+        callbacks=list(callbacks),
+        verbose=0,
+    )
+    seconds = time.perf_counter() - start
+    return TrainingRun(history.history, seconds, len(history.history["loss"]))

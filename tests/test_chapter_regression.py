@@ -1,0 +1,59 @@
+"""Every chapter, executed, matches its reviewed result in tests/notebook_results/.
+
+`make test` builds the book first; when the book's executed copy of a chapter
+is current (same sources, newer than the shared package) it is compared
+directly, so CI executes each chapter once. Otherwise the chapter is executed
+here through pytest-notebook. Refresh the stored results with
+`make regen-results` and review `git diff tests/notebook_results`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+import yaml
+
+from regression import RESULTS, ROOT, compare, execute, sources, write_reference
+
+BUILD = ROOT / "_build" / "jupyter_execute"
+PACKAGE = ROOT / "src" / "regcourse"
+
+
+def toc_chapters() -> list[str]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [ch["file"] for part in toc.get("parts", []) for ch in part.get("chapters", [])]
+    return [f for f in files if (ROOT / f"{f}.md").read_text().count("{code-cell}")]
+
+
+def executed_copy(chapter: str, source_nb) -> nbformat.NotebookNode:
+    built = BUILD / f"{chapter}.ipynb"
+    newest_package_change = max(p.stat().st_mtime for p in PACKAGE.rglob("*.py"))
+    if built.exists() and built.stat().st_mtime > newest_package_change:
+        nb = nbformat.read(str(built), as_version=4)
+        if sources(nb) == sources(source_nb):
+            return nb
+    return execute(source_nb, cwd=(ROOT / chapter).parent)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("chapter", toc_chapters())
+def test_chapter_matches_reviewed_result(chapter, request):
+    source_nb = jupytext.read(ROOT / f"{chapter}.md")
+    executed = executed_copy(chapter, source_nb)
+    reference_path = RESULTS / f"{Path(chapter).name}.ipynb"
+    if request.config.getoption("--regen-results"):
+        write_reference(executed, reference_path)
+        return
+    assert reference_path.exists(), (
+        f"no reviewed result for {chapter}: run `make regen-results`, review it, commit it"
+    )
+    reference = nbformat.read(str(reference_path), as_version=4)
+    assert sources(reference) == sources(source_nb), (
+        f"{chapter}.md changed since its result was reviewed: run `make regen-results` "
+        "and review `git diff tests/notebook_results`"
+    )
+    diff = compare(reference, executed)
+    assert not diff, f"{chapter} output differs from its reviewed result:\n{diff}"
