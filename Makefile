@@ -17,7 +17,9 @@ INSTALLED := $(VENV)/.installed
 PACKAGE_SOURCES := $(wildcard src/regcourse/*.py)
 PACKAGE_STAMP := _build/.package-stamp
 
-.PHONY: install book test clean regen-results
+ASSIGNMENT_IDS = $(shell sed -n 's/^    "\(a[0-9]_[a-z_]*\)",$$/\1/p' nbgrader_config.py)
+
+.PHONY: install book test clean regen-results assignments benchmark
 
 install: $(INSTALLED)
 
@@ -43,7 +45,14 @@ test: book
 # Accept the current executed chapters as the new reviewed regression results
 # (review the diff with `git diff tests/notebook_results` before committing).
 regen-results: book
-	$(BIN)/python -m pytest tests/test_chapter_regression.py --regen-results
+	$(BIN)/python -m pytest tests/test_chapter_regression.py tests/test_assignments.py -k matches_reviewed_result --regen-results
+
+# exercises/ is always the output of stock nbgrader on solutions/ (checked by the tests).
+assignments: $(INSTALLED)
+	for id in $(ASSIGNMENT_IDS); do $(BIN)/nbgrader generate_assignment $$id --force || exit 1; done
+
+benchmark: $(INSTALLED)
+	$(BIN)/python benchmarks/autograde_times.py
 
 clean:
 	rm -rf _build

@@ -1,0 +1,130 @@
+"""Grade many submissions of the course's assignments with stock nbgrader.
+
+A temporary course directory gets the real ``nbgrader_config.py`` and
+``solutions/``; ``nbgrader generate_assignment`` releases every assignment
+(this also records the hidden tests in the gradebook, which ``autograde``
+restores into each submission); submissions are written under
+``submitted/<student>/<assignment>/``; one ``nbgrader autograde`` run per
+assignment grades them all; scores are read back through nbgrader's
+``Gradebook`` API.
+
+Submissions are built from the instructor notebook: the cells named by
+grade id are replaced with a variant's code, everything else is the
+reference. Test cells are restored by nbgrader from the gradebook anyway.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[1]
+VARIANTS = Path(__file__).resolve().parent / "assignment_variants"
+COURSE_ID = "regularization"
+
+
+def assignments() -> list[str]:
+    namespace: dict = {"get_config": lambda: _AnyConfig()}
+    exec((ROOT / "nbgrader_config.py").read_text(), namespace)
+    return namespace["ASSIGNMENTS"]
+
+
+class _AnyConfig:
+    """Stands in for traitlets' config so the course config can be read as plain Python."""
+
+    def __getattr__(self, name):
+        return self
+
+    def __setattr__(self, name, value):
+        pass
+
+
+@dataclass
+class Submission:
+    student: str
+    assignment: str
+    replacements: dict[str, str] = field(default_factory=dict)
+    must_lose: list[str] = field(default_factory=list)  # empty: must get full marks
+    release: bool = False  # submit the released exercise untouched
+
+
+def variant_module(assignment: str):
+    sys.path.insert(0, str(VARIANTS.parent))
+    try:
+        return importlib.import_module(f"assignment_variants.{assignment}")
+    finally:
+        sys.path.pop(0)
+
+
+def submissions_for(assignment: str) -> list[Submission]:
+    module = variant_module(assignment)
+    subs = [
+        Submission("solution", assignment),
+        Submission("solution-again", assignment),  # grading is repeatable
+        Submission("release", assignment, release=True),
+    ]
+    subs += [Submission(f"correct-{name}", assignment, cells) for name, cells in module.CORRECT.items()]
+    subs += [
+        Submission(f"wrong-{name}", assignment, cells, list(loses))
+        for name, (cells, loses) in module.WRONG.items()
+    ]
+    return subs
+
+
+def grade_ids(nb) -> dict[str, nbformat.NotebookNode]:
+    return {c.metadata["nbgrader"]["grade_id"]: c for c in nb.cells if "nbgrader" in c.metadata}
+
+
+def build_submission(course: Path, sub: Submission) -> None:
+    if sub.release:
+        nb = nbformat.read(course / "exercises" / sub.assignment / f"{sub.assignment}.ipynb", 4)
+    else:
+        nb = nbformat.read(course / "solutions" / sub.assignment / f"{sub.assignment}.ipynb", 4)
+        cells = grade_ids(nb)
+        for grade_id, source in sub.replacements.items():
+            if grade_id not in cells or not cells[grade_id].metadata["nbgrader"].get("solution"):
+                raise KeyError(f"{sub.student}: {grade_id!r} is not a solution cell of {sub.assignment}")
+            cells[grade_id].source = source.strip("\n")
+    target = course / "submitted" / sub.student / sub.assignment
+    target.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, target / f"{sub.assignment}.ipynb")
+
+
+def nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    env.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    result = subprocess.run(
+        [sys.executable, "-m", "nbgrader", *args], cwd=course, env=env, capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"nbgrader {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def make_course(course: Path, names: list[str]) -> None:
+    shutil.copy(ROOT / "nbgrader_config.py", course)
+    for name in names:
+        shutil.copytree(ROOT / "solutions" / name, course / "solutions" / name)
+        nbgrader(course, "generate_assignment", name, "--force")
+
+
+def scores(course: Path, assignment: str, student: str) -> dict[str, tuple[float, float]]:
+    """grade id -> (autograded score, max score) for every autograded test cell."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", COURSE_ID) as gb:
+        nb = gb.find_submission_notebook(assignment, assignment, student)
+        return {
+            g.name: (g.auto_score, g.max_score)
+            for g in nb.grades
+            if g.cell.cell_type == "code"
+        }
