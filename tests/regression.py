@@ -7,7 +7,11 @@ replacements). Only what is legitimately volatile is ignored:
   differ between matplotlib builds; the *presence* of every figure is still
   compared through its ``text/plain`` repr;
 * execution counts and notebook/cell metadata: bookkeeping, not content;
-* wall-clock timings, which chapters print as ``<number> s``.
+* wall-clock timings, which chapters print as ``<number> s`` (with any
+  padding before them, since right-aligned columns pad shorter numbers);
+* the ``text/plain`` twin of an output that also has ``text/html`` (a pandas
+  table): its column widths follow the width of the timings; the HTML table
+  carries the same cells without padding and is compared instead.
 
 Everything else, every printed metric included, must match exactly: the
 chapters seed everything and TensorFlow runs with deterministic ops.
@@ -36,7 +40,7 @@ DIFF_IGNORE = (
 )
 DIFF_REPLACE = (
     # timings: "3.2 s", "12 s"; chapters print every duration in this form
-    ("/cells/*/outputs", r"\b\d+(\.\d+)? s\b", "<seconds> s"),
+    ("/cells/*/outputs", r"[ \t]*\b\d+(\.\d+)? s\b", " <seconds> s"),
 )
 #: Cells whose stderr is TensorFlow's C++ start-up notice (hidden in the book too).
 VOLATILE_STDERR_TAG = "remove-stderr"
@@ -44,11 +48,16 @@ NOTEBOOK_TIMEOUT_S = 900
 
 
 def strip_volatile_streams(nb):
-    """Drop stderr of cells tagged ``remove-stderr``: timestamps and PIDs, shown nowhere."""
+    """Drop stderr of cells tagged ``remove-stderr`` (timestamps and PIDs, shown
+    nowhere) and the padded plain-text twin of HTML tables."""
     nb = copy.deepcopy(nb)
     for cell in nb.cells:
         if VOLATILE_STDERR_TAG in cell.get("metadata", {}).get("tags", []):
             cell.outputs = [o for o in cell.get("outputs", []) if o.get("name") != "stderr"]
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if "text/html" in data and "text/plain" in data:
+                del data["text/plain"]
     return nb
 
 
