@@ -7,6 +7,8 @@ replacements). Only what is legitimately volatile is ignored:
   differ between matplotlib builds; the *presence* of every figure is still
   compared through its ``text/plain`` repr;
 * execution counts and notebook/cell metadata: bookkeeping, not content;
+* where a cell's printed text is split into several stream outputs: that
+  depends on flush timing, so streams are coalesced before comparing;
 * wall-clock timings, which chapters print as ``<number> s`` (with any
   padding before them, since right-aligned columns pad shorter numbers);
 * the ``text/plain`` twin of an output that also has ``text/html`` (a pandas
@@ -19,13 +21,13 @@ chapters seed everything and TensorFlow runs with deterministic ops.
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import nbformat
 from pytest_notebook.diffing import diff_notebooks, diff_to_string, filter_diff
 from pytest_notebook.execution import execute_notebook
 from pytest_notebook.notebook import regex_replace_nb
+from pytest_notebook.post_processors import coalesce_streams
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "tests" / "notebook_results"
@@ -50,7 +52,7 @@ NOTEBOOK_TIMEOUT_S = 900
 def strip_volatile_streams(nb):
     """Drop stderr of cells tagged ``remove-stderr`` (timestamps and PIDs, shown
     nowhere) and the padded plain-text twin of HTML tables."""
-    nb = copy.deepcopy(nb)
+    nb, _ = coalesce_streams(nb, {})
     for cell in nb.cells:
         if VOLATILE_STDERR_TAG in cell.get("metadata", {}).get("tags", []):
             cell.outputs = [o for o in cell.get("outputs", []) if o.get("name") != "stderr"]
