@@ -1,0 +1,413 @@
+"""a3_dropout: correct alternatives and plausible mistakes."""
+
+GRADED = {
+    "inverted_dropout": "test_dropout_training",
+    "build_mlp": "test_build_mlp",
+    "generalization_gap": "test_generalization_gap",
+}
+
+# ---------------------------------------------------------------- InvertedDropout
+# The reference: keras.random.uniform with a SeedGenerator, tf.where.
+
+# tf.random.Generator state, mask by multiplication, config without the base keys
+_DROPOUT_TF_GENERATOR = '''
+class InvertedDropout(keras.layers.Layer):
+    def __init__(self, rate, seed=None):
+        super().__init__()
+        if rate < 0 or rate >= 1:
+            raise ValueError("rate must be in [0, 1)")
+        self.rate = rate
+        self.seed = seed
+        # an unseeded layer draws its generator's seed from NumPy's global stream
+        start = seed if seed is not None else int(np.random.randint(2**31 - 1))
+        self._generator = tf.random.Generator.from_seed(start)
+
+    def call(self, inputs, training=None):
+        if training is None or not training:
+            return inputs
+        inputs = tf.convert_to_tensor(inputs)
+        keep = tf.cast(self._generator.uniform(tf.shape(inputs)) >= self.rate, inputs.dtype)
+        return inputs * keep * tf.cast(1.0 / (1.0 - self.rate), inputs.dtype)
+
+    def get_config(self):
+        return {"rate": self.rate, "seed": self.seed}
+'''
+
+# tf.nn.dropout (already inverted) guarded by training; ops-level seed
+_DROPOUT_TF_NN = '''
+class InvertedDropout(keras.layers.Layer):
+    def __init__(self, rate, seed=None, **kwargs):
+        if not (0 <= rate < 1):
+            raise ValueError(f"bad rate {rate}")
+        super().__init__(**kwargs)
+        self.rate, self.seed = rate, seed
+
+    def call(self, inputs, training=False):
+        if training:
+            return tf.nn.dropout(inputs, rate=self.rate, seed=self.seed)
+        return inputs
+
+    def get_config(self):
+        base = super().get_config()
+        return {**base, "rate": self.rate, "seed": self.seed}
+'''
+
+# keras.random.dropout with a SeedGenerator (backend-agnostic keras.ops)
+_DROPOUT_KERAS_RANDOM = '''
+class InvertedDropout(keras.layers.Layer):
+    def __init__(self, rate, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        rate = float(rate)
+        if rate < 0.0 or rate >= 1.0:
+            raise ValueError("rate must satisfy 0 <= rate < 1")
+        self.rate = rate
+        self.seed = seed
+        self.generator = keras.random.SeedGenerator(seed=seed)
+
+    def call(self, inputs, training=None):
+        if training and self.rate > 0:
+            return keras.random.dropout(inputs, rate=self.rate, seed=self.generator)
+        return inputs
+
+    def get_config(self):
+        config = super().get_config()
+        config["rate"] = self.rate
+        config["seed"] = self.seed
+        return config
+'''
+
+# Bernoulli mask from keras.random.binomial, explicit 1/(1-p) via keras.ops.divide
+_DROPOUT_BINOMIAL = '''
+class InvertedDropout(keras.layers.Layer):
+    def __init__(self, rate, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0 <= rate < 1:
+            raise ValueError("0 <= rate < 1 required")
+        self.rate = rate
+        self.seed = seed
+        self._seeds = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs, training=None):
+        if not training:
+            return inputs
+        x = keras.ops.convert_to_tensor(inputs)
+        mask = keras.random.binomial(keras.ops.shape(x), counts=1, probabilities=1 - self.rate,
+                                     seed=self._seeds, dtype=x.dtype)
+        return keras.ops.divide(x * mask, keras.ops.cast(1 - self.rate, x.dtype))
+
+    def get_config(self):
+        return dict(super().get_config(), rate=self.rate, seed=self.seed)
+'''
+
+# ---------------------------------------------------------------- build_mlp
+# Functional API, separate Activation layers, loss object, optimizer string
+_MLP_FUNCTIONAL = '''
+def build_mlp(dropout_rate):
+    inputs = keras.Input(shape=(784,))
+    h = keras.layers.Dense(128)(inputs)
+    h = keras.layers.Activation("relu")(h)
+    if dropout_rate:
+        h = InvertedDropout(dropout_rate)(h)
+    h = keras.layers.Dense(64)(h)
+    h = keras.layers.Activation("relu")(h)
+    if dropout_rate:
+        h = InvertedDropout(dropout_rate)(h)
+    outputs = keras.layers.Dense(10)(h)
+    outputs = keras.layers.Softmax()(outputs)
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
+    return model
+'''
+
+# Sequential.add, ReLU layers and tf.nn activations, loss function, metric object named "accuracy"
+_MLP_ADD = '''
+def build_mlp(dropout_rate):
+    model = keras.Sequential()
+    model.add(keras.layers.InputLayer(shape=(784,)))
+    model.add(keras.layers.Dense(128, activation=tf.nn.relu))
+    if dropout_rate != 0:
+        model.add(InvertedDropout(rate=dropout_rate))
+    model.add(keras.layers.Dense(64))
+    model.add(keras.layers.ReLU())
+    if dropout_rate != 0:
+        model.add(InvertedDropout(rate=dropout_rate))
+    model.add(keras.layers.Dense(10, activation=keras.activations.softmax))
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-3),
+                  loss=keras.losses.sparse_categorical_crossentropy,
+                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+    return model
+'''
+
+_MLP_REFERENCE_LIKE = '''
+def build_mlp(dropout_rate):
+    layers = [keras.Input((784,))]
+    for units in (128, 64):
+        layers.append(keras.layers.Dense(units, activation="relu"))
+        if dropout_rate > 0:
+            layers.append(InvertedDropout(dropout_rate))
+    layers.append(keras.layers.Dense(10, activation="softmax"))
+    model = keras.Sequential(layers)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+'''
+
+CORRECT = {
+    "tf-generator-and-functional-mlp": {
+        "inverted_dropout": _DROPOUT_TF_GENERATOR,
+        "build_mlp": _MLP_FUNCTIONAL,
+        "generalization_gap": (
+            "def generalization_gap(history):\n"
+            "    h = history.history\n"
+            "    return float(np.asarray(h['accuracy'])[-1] - np.asarray(h['val_accuracy'])[-1])"
+        ),
+    },
+    "tf-nn-dropout-and-sequential-add": {
+        "inverted_dropout": _DROPOUT_TF_NN,
+        "build_mlp": _MLP_ADD,
+        "generalization_gap": (
+            "def generalization_gap(history):\n"
+            "    import pandas as pd\n"
+            "    last = pd.DataFrame(history.history).iloc[-1]\n"
+            "    return tf.constant(last['accuracy'] - last['val_accuracy'])"
+        ),
+    },
+    "keras-random-dropout": {"inverted_dropout": _DROPOUT_KERAS_RANDOM},
+    "keras-random-binomial": {"inverted_dropout": _DROPOUT_BINOMIAL},
+}
+
+# ---------------------------------------------------------------- wrong variants
+_NO_RESCALE = '''
+class InvertedDropout(keras.layers.Layer):
+    def __init__(self, rate, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 <= rate < 1.0:
+            raise ValueError("rate")
+        self.rate, self.seed = rate, seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs, training=None):
+        if not training:
+            return inputs
+        keep = keras.random.uniform(tf.shape(inputs), seed=self.seed_generator) >= self.rate
+        return tf.where(keep, inputs, tf.zeros_like(inputs))
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+'''
+
+# classic (non-inverted) dropout: drop without rescaling, multiply by (1 - rate) at inference
+_SCALE_AT_INFERENCE = _NO_RESCALE.replace(
+    "        if not training:\n            return inputs\n",
+    "        if not training:\n            return inputs * (1.0 - self.rate)\n",
+)
+
+_RATE_AS_KEEP = _NO_RESCALE.replace(
+    "keep = keras.random.uniform(tf.shape(inputs), seed=self.seed_generator) >= self.rate\n"
+    "        return tf.where(keep, inputs, tf.zeros_like(inputs))",
+    "keep = keras.random.uniform(tf.shape(inputs), seed=self.seed_generator) < self.rate\n"
+    "        return tf.where(keep, inputs / self.rate, tf.zeros_like(inputs)) if self.rate > 0 else inputs",
+)
+
+# a seed generator re-created on every call: with a fixed seed every call draws the same mask
+_SEED_EVERY_CALL = '''
+class InvertedDropout(keras.layers.Layer):
+    def __init__(self, rate, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 <= rate < 1.0:
+            raise ValueError("rate")
+        self.rate, self.seed = rate, seed
+
+    def call(self, inputs, training=None):
+        if not training:
+            return inputs
+        seed = self.seed if self.seed is not None else 1337
+        keep = tf.random.stateless_uniform(tf.shape(inputs), seed=[seed, 0]) >= self.rate
+        return tf.where(keep, inputs / (1.0 - self.rate), tf.zeros_like(inputs))
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+'''
+
+# a SeedGenerator made inside call: a new generator with the same seed, the same mask each call
+_SEED_GENERATOR_IN_CALL = _DROPOUT_KERAS_RANDOM.replace(
+    "return keras.random.dropout(inputs, rate=self.rate, seed=self.generator)",
+    "return keras.random.dropout(inputs, rate=self.rate, seed=keras.random.SeedGenerator(self.seed))",
+)
+
+# the mask is drawn once, when the layer is built, and reused
+_MASK_IN_BUILD = '''
+class InvertedDropout(keras.layers.Layer):
+    def __init__(self, rate, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 <= rate < 1.0:
+            raise ValueError("rate")
+        self.rate, self.seed = rate, seed
+
+    def build(self, input_shape):
+        shape = [1 if d is None else d for d in input_shape]
+        self.mask = tf.cast(tf.random.uniform(shape, seed=self.seed) >= self.rate, "float32")
+
+    def call(self, inputs, training=None):
+        if not training:
+            return inputs
+        return inputs * tf.cast(self.mask, inputs.dtype) / (1.0 - self.rate)
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+'''
+
+# whole rows (examples) dropped: noise_shape (batch, 1, ..., 1)
+_DROP_ROWS = _DROPOUT_TF_NN.replace(
+    "return tf.nn.dropout(inputs, rate=self.rate, seed=self.seed)",
+    "shape = tf.shape(inputs)\n"
+    "            noise_shape = tf.concat([shape[:1], tf.ones_like(shape[1:])], axis=0)\n"
+    "            return tf.nn.dropout(inputs, rate=self.rate, noise_shape=noise_shape, seed=self.seed)",
+)
+
+# one mask over the features shared by every example: noise_shape (1, ..., features)
+_DROP_COLUMNS = _DROPOUT_TF_NN.replace(
+    "return tf.nn.dropout(inputs, rate=self.rate, seed=self.seed)",
+    "shape = tf.shape(inputs)\n"
+    "            noise_shape = tf.concat([tf.ones_like(shape[:-1]), shape[-1:]], axis=0)\n"
+    "            return tf.nn.dropout(inputs, rate=self.rate, noise_shape=noise_shape, seed=self.seed)",
+)
+
+# `training is False` treats training=None (a plain layer(x) call) as training
+_NONE_IS_TRAINING = _DROPOUT_KERAS_RANDOM.replace(
+    "        if training and self.rate > 0:\n",
+    "        if training is not False and self.rate > 0:\n",
+)
+
+_NO_VALUE_ERROR = _DROPOUT_KERAS_RANDOM.replace(
+    '        if rate < 0.0 or rate >= 1.0:\n            raise ValueError("rate must satisfy 0 <= rate < 1")\n', ""
+)
+
+_CONFIG_WITHOUT_SEED = _DROPOUT_KERAS_RANDOM.replace('        config["seed"] = self.seed\n', "")
+
+# float32 mask multiplied into the input: breaks float64 inputs
+_FLOAT32_MASK = _NO_RESCALE.replace(
+    "return tf.where(keep, inputs, tf.zeros_like(inputs))",
+    "return inputs * tf.cast(keep, tf.float32) / (1.0 - self.rate)",
+)
+
+# NumPy randomness: frozen into the graph by tf.function; unknown batch size in model.fit
+_NUMPY_MASK = '''
+class InvertedDropout(keras.layers.Layer):
+    def __init__(self, rate, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 <= rate < 1.0:
+            raise ValueError("rate")
+        self.rate, self.seed = rate, seed
+        self.rng = np.random.default_rng(seed)
+
+    def call(self, inputs, training=None):
+        if not training:
+            return inputs
+        keep = (self.rng.random(tuple(inputs.shape)) >= self.rate).astype(np.float32)
+        return inputs * keep / (1.0 - self.rate)
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+'''
+
+_RATE_ZERO_REJECTED = _DROPOUT_KERAS_RANDOM.replace("if rate < 0.0 or rate >= 1.0:", "if rate <= 0.0 or rate >= 1.0:")
+
+WRONG = {
+    # InvertedDropout
+    "dropout-no-rescaling": ({"inverted_dropout": _NO_RESCALE}, ["test_dropout_training"]),
+    "dropout-scales-at-inference": (
+        {"inverted_dropout": _SCALE_AT_INFERENCE},
+        ["test_dropout_inference", "test_dropout_training", "test_dropout_in_model"],
+    ),
+    "dropout-rate-as-keep-probability": ({"inverted_dropout": _RATE_AS_KEEP}, ["test_dropout_training"]),
+    "dropout-fixed-seed-every-call": ({"inverted_dropout": _SEED_EVERY_CALL}, ["test_dropout_training"]),
+    "dropout-seed-generator-made-in-call": ({"inverted_dropout": _SEED_GENERATOR_IN_CALL}, ["test_dropout_training"]),
+    "dropout-mask-drawn-in-build": ({"inverted_dropout": _MASK_IN_BUILD}, ["test_dropout_training"]),
+    "dropout-whole-rows": ({"inverted_dropout": _DROP_ROWS}, ["test_dropout_training"]),
+    "dropout-whole-columns": ({"inverted_dropout": _DROP_COLUMNS}, ["test_dropout_training"]),
+    "dropout-training-none-is-training": ({"inverted_dropout": _NONE_IS_TRAINING}, ["test_dropout_inference"]),
+    "dropout-no-value-error": ({"inverted_dropout": _NO_VALUE_ERROR}, ["test_dropout_construction"]),
+    "dropout-config-without-seed": ({"inverted_dropout": _CONFIG_WITHOUT_SEED}, ["test_dropout_construction"]),
+    "dropout-rate-zero-rejected": (
+        {"inverted_dropout": _RATE_ZERO_REJECTED},
+        ["test_dropout_construction", "test_dropout_inference"],
+    ),
+    "dropout-float32-mask": ({"inverted_dropout": _FLOAT32_MASK}, ["test_dropout_training"]),
+    "dropout-numpy-mask": (
+        {"inverted_dropout": _NUMPY_MASK},
+        ["test_dropout_training", "test_dropout_in_model"],
+    ),
+    # build_mlp
+    "mlp-dropout-layers-at-rate-zero": (
+        {"build_mlp": _MLP_REFERENCE_LIKE.replace("if dropout_rate > 0:", "if True:")},
+        ["test_build_mlp"],
+    ),
+    "mlp-keras-dropout-not-inverted-dropout": (
+        {"build_mlp": _MLP_REFERENCE_LIKE.replace("InvertedDropout(dropout_rate)", "keras.layers.Dropout(dropout_rate)")},
+        ["test_build_mlp"],
+    ),
+    "mlp-dropout-on-inputs-not-after-second-layer": (
+        {"build_mlp": '''
+def build_mlp(dropout_rate):
+    layers = [keras.Input((784,))]
+    for units in (128, 64):
+        if dropout_rate > 0:
+            layers.append(InvertedDropout(dropout_rate))
+        layers.append(keras.layers.Dense(units, activation="relu"))
+    layers.append(keras.layers.Dense(10, activation="softmax"))
+    model = keras.Sequential(layers)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+'''},
+        ["test_build_mlp"],
+    ),
+    "mlp-sgd-optimizer": (
+        {"build_mlp": _MLP_REFERENCE_LIKE.replace('optimizer="adam"', 'optimizer="sgd"')},
+        ["test_build_mlp"],
+    ),
+    "mlp-categorical-not-sparse-loss": (
+        {"build_mlp": _MLP_REFERENCE_LIKE.replace(
+            'loss="sparse_categorical_crossentropy"', 'loss="categorical_crossentropy"')},
+        ["test_build_mlp"],
+    ),
+    "mlp-no-accuracy-metric": (
+        {"build_mlp": _MLP_REFERENCE_LIKE.replace(', metrics=["accuracy"]', "")},
+        ["test_build_mlp"],
+    ),
+    "mlp-sigmoid-hidden": (
+        {"build_mlp": _MLP_REFERENCE_LIKE.replace('keras.layers.Dense(units, activation="relu")',
+                                                  'keras.layers.Dense(units, activation="sigmoid")')},
+        ["test_build_mlp"],
+    ),
+    # generalization_gap
+    "gap-first-epoch": (
+        {"generalization_gap": "def generalization_gap(history):\n"
+                               "    return history.history['accuracy'][0] - history.history['val_accuracy'][0]"},
+        ["test_generalization_gap"],
+    ),
+    "gap-validation-minus-train": (
+        {"generalization_gap": "def generalization_gap(history):\n"
+                               "    return history.history['val_accuracy'][-1] - history.history['accuracy'][-1]"},
+        ["test_generalization_gap"],
+    ),
+    "gap-max-accuracies": (
+        {"generalization_gap": "def generalization_gap(history):\n"
+                               "    return max(history.history['accuracy']) - max(history.history['val_accuracy'])"},
+        ["test_generalization_gap"],
+    ),
+    "gap-losses": (
+        {"generalization_gap": "def generalization_gap(history):\n"
+                               "    return history.history['loss'][-1] - history.history['val_loss'][-1]"},
+        ["test_generalization_gap"],
+    ),
+    "gap-absolute-value": (
+        {"generalization_gap": "def generalization_gap(history):\n"
+                               "    return abs(history.history['accuracy'][-1] - history.history['val_accuracy'][-1])"},
+        ["test_generalization_gap"],
+    ),
+    "gap-mean-over-epochs": (
+        {"generalization_gap": "def generalization_gap(history):\n"
+                               "    return float(np.mean(history.history['accuracy']) - np.mean(history.history['val_accuracy']))"},
+        ["test_generalization_gap"],
+    ),
+}
