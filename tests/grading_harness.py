@@ -11,6 +11,9 @@ assignment grades them all; scores are read back through nbgrader's
 Submissions are built from the instructor notebook: the cells named by
 grade id are replaced with a variant's code, everything else is the
 reference. Test cells are restored by nbgrader from the gradebook anyway.
+Variant submissions skip the ungraded ``experiment`` cell (a few seconds of
+training each, and no test reads it): the instructor notebook, graded twice,
+still runs it, so the experiment is covered.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import nbformat
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = Path(__file__).resolve().parent / "assignment_variants"
 COURSE_ID = "regularization"
+EXPERIMENT_CELL = "experiment"
 
 
 def assignments() -> list[str]:
@@ -53,6 +57,7 @@ class Submission:
     replacements: dict[str, str] = field(default_factory=dict)
     must_lose: list[str] = field(default_factory=list)  # empty: must get full marks
     release: bool = False  # submit the released exercise untouched
+    skip_experiment: bool = False  # replace the ungraded "experiment" cell by a comment
 
 
 def variant_module(assignment: str):
@@ -70,9 +75,12 @@ def submissions_for(assignment: str) -> list[Submission]:
         Submission("solution-again", assignment),  # grading is repeatable
         Submission("release", assignment, release=True),
     ]
-    subs += [Submission(f"correct-{name}", assignment, cells) for name, cells in module.CORRECT.items()]
     subs += [
-        Submission(f"wrong-{name}", assignment, cells, list(loses))
+        Submission(f"correct-{name}", assignment, cells, skip_experiment=True)
+        for name, cells in module.CORRECT.items()
+    ]
+    subs += [
+        Submission(f"wrong-{name}", assignment, cells, list(loses), skip_experiment=True)
         for name, (cells, loses) in module.WRONG.items()
     ]
     return subs
@@ -92,6 +100,8 @@ def build_submission(course: Path, sub: Submission) -> None:
             if grade_id not in cells or not cells[grade_id].metadata["nbgrader"].get("solution"):
                 raise KeyError(f"{sub.student}: {grade_id!r} is not a solution cell of {sub.assignment}")
             cells[grade_id].source = source.strip("\n")
+        if sub.skip_experiment and EXPERIMENT_CELL in cells:
+            cells[EXPERIMENT_CELL].source = "# experiment not run: this submission exercises the graded cells only"
     target = course / "submitted" / sub.student / sub.assignment
     target.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, target / f"{sub.assignment}.ipynb")
