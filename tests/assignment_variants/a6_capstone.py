@@ -1,0 +1,169 @@
+"""a6_capstone: regularized models that must pass, and plausible submissions that must not.
+
+Holdout accuracies quoted below are the measured ones for the seed each variant uses
+(see the comment in the hidden test of test_capstone_accuracy for the threshold, 0.915).
+"""
+
+GRADED = {
+    "capstone": "test_capstone_accuracy",
+}
+
+# Weight sharing (a small CNN, functional API) + dropout: holdout 0.947 (seeds 0-4: 0.935-0.951).
+_CNN_DROPOUT = '''
+set_seed(0)
+inputs = keras.Input(shape=(784,))
+x = keras.layers.Reshape((28, 28, 1))(inputs)
+x = keras.layers.Conv2D(16, 3, activation="relu")(x)
+x = keras.layers.MaxPooling2D()(x)
+x = keras.layers.Conv2D(32, 3, activation="relu")(x)
+x = keras.layers.MaxPooling2D()(x)
+x = keras.layers.Flatten()(x)
+x = keras.layers.Dropout(0.5)(x)
+x = keras.layers.Dense(64, activation="relu")(x)
+outputs = keras.layers.Dense(10, activation="softmax")(x)
+capstone_model = keras.Model(inputs, outputs)
+capstone_model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+capstone_model.fit(data.x_train, data.y_train, epochs=30, batch_size=32, verbose=0)
+'''
+
+# Shifts and small rotations + dropout 0.25, fixed 60 epochs, no early stopping:
+# holdout 0.939 (seeds 0-4: 0.935-0.944).
+_SHIFT_ROTATE_DROPOUT = '''
+set_seed(0)
+capstone_model = keras.Sequential([
+    keras.Input((784,)),
+    keras.layers.Reshape((28, 28, 1)),
+    keras.layers.RandomTranslation(0.12, 0.12, fill_mode="constant"),
+    keras.layers.RandomRotation(0.05, fill_mode="constant"),
+    keras.layers.Flatten(),
+    keras.layers.Dense(512, activation="relu"),
+    keras.layers.Dropout(0.25),
+    keras.layers.Dense(256, activation="relu"),
+    keras.layers.Dropout(0.25),
+    keras.layers.Dense(10, activation="softmax"),
+])
+capstone_model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+capstone_model.fit(data.x_train, data.y_train, epochs=60, batch_size=32, verbose=0)
+'''
+
+# The reference architecture, for the variants below that break one thing.
+_REFERENCE = '''
+set_seed(0)
+capstone_model = keras.Sequential([
+    keras.Input((784,)),
+    keras.layers.Reshape((28, 28, 1)),
+    keras.layers.RandomTranslation(0.1, 0.1, fill_mode="constant"),
+    keras.layers.Flatten(),
+    keras.layers.Dense(512, activation="relu"),
+    keras.layers.Dropout(0.3),
+    keras.layers.Dense(256, activation="relu"),
+    keras.layers.Dropout(0.3),
+    keras.layers.Dense(10, activation="softmax"),
+])
+capstone_model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+history = capstone_model.fit(
+    data.x_train, data.y_train,
+    validation_data=(data.x_val, data.y_val),
+    epochs=80, batch_size=32, verbose=0,
+    callbacks=[keras.callbacks.EarlyStopping(monitor="val_loss", patience=10, restore_best_weights=True)],
+)
+'''
+
+
+def _mutate(old, new):
+    assert old in _REFERENCE, old
+    return _REFERENCE.replace(old, new)
+
+
+CORRECT = {
+    "cnn-weight-sharing-dropout": {"capstone": _CNN_DROPOUT},
+    "shifts-rotations-dropout-fixed-epochs": {"capstone": _SHIFT_ROTATE_DROPOUT},
+}
+
+WRONG = {
+    # The course's MLP with no regularization, trained to convergence: holdout 0.878.
+    "unregularized-baseline": (
+        {"capstone": '''
+set_seed(0)
+capstone_model = make_mlp(hidden=(128, 64))
+capstone_model.fit(data.x_train, data.y_train, epochs=50, batch_size=32, verbose=0)
+'''},
+        ["test_capstone_accuracy"],
+    ),
+    # A wider unregularized MLP: holdout 0.888.
+    "unregularized-wide-mlp": (
+        {"capstone": '''
+set_seed(0)
+capstone_model = make_mlp(hidden=(512, 256))
+capstone_model.fit(data.x_train, data.y_train, epochs=50, batch_size=32, verbose=0)
+'''},
+        ["test_capstone_accuracy"],
+    ),
+    # Penalties and dropout without augmentation: holdout 0.898, short of the bar.
+    "dropout-and-l2-only": (
+        {"capstone": '''
+set_seed(0)
+penalty = keras.regularizers.L2(1e-4)
+capstone_model = keras.Sequential([
+    keras.Input((784,)),
+    keras.layers.Dropout(0.2),
+    keras.layers.Dense(512, activation="relu", kernel_regularizer=penalty),
+    keras.layers.Dropout(0.5),
+    keras.layers.Dense(256, activation="relu", kernel_regularizer=penalty),
+    keras.layers.Dropout(0.5),
+    keras.layers.Dense(10, activation="softmax"),
+])
+capstone_model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+capstone_model.fit(data.x_train, data.y_train, epochs=60, batch_size=32, verbose=0)
+'''},
+        ["test_capstone_accuracy"],
+    ),
+    # Stopped far too early: heavily regularized models need more epochs.
+    "too-few-epochs": (
+        {"capstone": _mutate("epochs=80", "epochs=3")},
+        ["test_capstone_accuracy"],
+    ),
+    # Built and compiled, never trained.
+    "untrained": (
+        {"capstone": _REFERENCE.split("history = ")[0]},
+        ["test_capstone_accuracy"],
+    ),
+    # Logits instead of probabilities (trained correctly with from_logits=True).
+    "logits-not-probabilities": (
+        {"capstone": _mutate('keras.layers.Dense(10, activation="softmax")', "keras.layers.Dense(10)").replace(
+            'loss="sparse_categorical_crossentropy"',
+            "loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)")},
+        ["test_capstone_contract"],
+    ),
+    # Eleven outputs (e.g. "classes 0..10").
+    "eleven-outputs": (
+        {"capstone": _mutate('keras.layers.Dense(10, activation="softmax")', 'keras.layers.Dense(11, activation="softmax")')},
+        ["test_capstone_contract"],
+    ),
+    # Augmentation left on at inference: predict is random.
+    "augmentation-at-inference": (
+        {"capstone": '''
+class AlwaysShift(keras.layers.RandomTranslation):
+    def call(self, inputs, training=None):
+        return super().call(inputs, training=True)
+
+
+''' + _mutate('keras.layers.RandomTranslation(0.1, 0.1, fill_mode="constant")', 'AlwaysShift(0.1, 0.1, fill_mode="constant")')},
+        ["test_capstone_contract"],
+    ),
+    # Trains on the grading holdout (which the rules forbid): near-perfect on it, caught by the
+    # hidden test's check that no earlier cell loads it.
+    "trains-on-grading-holdout": (
+        {"capstone": "from regcourse.data import load_grading_holdout\n\nx_extra, y_extra = load_grading_holdout()\n"
+         + _mutate("data.x_train, data.y_train,\n",
+                   "np.concatenate([data.x_train, x_extra]), np.concatenate([data.y_train, y_extra]),\n")},
+        ["test_capstone_accuracy"],
+    ),
+    # Images instead of flattened digits as input.
+    "expects-28x28-images": (
+        {"capstone": _mutate("keras.Input((784,)),\n    keras.layers.Reshape((28, 28, 1)),", "keras.Input((28, 28, 1)),").replace(
+            "data.x_train, data.y_train,\n", "data.x_train.reshape(-1, 28, 28, 1), data.y_train,\n").replace(
+            "validation_data=(data.x_val, data.y_val)", "validation_data=(data.x_val.reshape(-1, 28, 28, 1), data.y_val)")},
+        ["test_capstone_contract", "test_capstone_accuracy"],
+    ),
+}
