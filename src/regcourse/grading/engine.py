@@ -1,0 +1,534 @@
+"""Grade submissions with stock ``nbgrader autograde``, one isolated process each, many at a time.
+
+:func:`grade_one` grades one student's submission: a child forked from a warm
+process (``forkserver``) runs nbgrader's ``AutogradeApp`` for that student
+only, while this process watches it: the kernel's resident memory (summed
+over the kernel and everything it starts) and the notebook's wall clock.
+When the kernel dies or is killed, or a cell hangs beyond interruption, the
+cell that was running is known (the ``GuardedExecute`` preprocessor records
+each cell before it runs), and the submission is graded again with that cell
+stopped: it scores zero, the rest is graded as usual. At most
+``MAX_ATTEMPTS`` runs; a submission nbgrader cannot grade at all (not a
+notebook, ...) is reported, never raised, so a batch always finishes.
+
+:func:`grade_many` runs :func:`grade_one` for many students, on local threads
+(each only waits on its child: the work is in the child processes) or on a
+Dask cluster, where each worker process keeps its own warm fork server.
+
+Concurrency and the gradebook: every child writes only its own student's
+rows, through nbgrader's ``Gradebook``. SQLite serialises writers; each child
+waits up to ``autograde_job.SQLITE_BUSY_TIMEOUT_S`` for the lock (``?timeout=``
+in the database URL, which SQLAlchemy hands to ``sqlite3.connect``) and the
+database is switched to WAL, so readers never wait. Both need the database on
+a local disk. For graders on several machines use PostgreSQL: put
+``c.CourseDirectory.db_url = "postgresql://user@host/course"`` in
+``nbgrader_config.py`` and install ``regcourse[postgres]`` (psycopg 3);
+nothing else changes.
+
+Isolation of student code (own user, no network, course files hidden) is in
+``sandbox``; it needs root on Linux and is recorded in ``Outcome.isolation``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+from regcourse.grading import forkserver, sandbox
+from regcourse.grading.model import Limits, Outcome, Status, SubmissionRef
+
+#: Runs per submission: the first, and one more for each cell that had to be stopped.
+MAX_ATTEMPTS = 3
+#: How often the watchdog looks at the kernel's memory, in seconds. A kernel
+#: can allocate ~1 GB in this time: set the memory cap below RAM by that much.
+POLL_S = 0.1
+#: Beyond the notebook's own limit (enforced cell by cell inside nbgrader),
+#: how long the whole autograde may take before it is killed: kernel start,
+#: an interrupt that is ignored (IOPUB_TIMEOUT_S), writing the results.
+WALL_GRACE_S = 40.0
+#: Seconds nbclient waits for a cell's last output after its reply. nbgrader's
+#: 4 s fails ordinary cells on a busy machine; a kernel that ignores the
+#: interrupt after a cell timeout is given up on after this long (and retried).
+IOPUB_TIMEOUT_S = 10
+#: The kernelspec the children use (see ``kernel_launcher``).
+KERNEL_NAME = "regcourse-kernel"
+#: Characters nbgrader would read as a glob pattern or a path in a student or assignment id.
+_UNSAFE_ID = re.compile(r"[*?\[\]/\\]|^\.\.?$")
+
+
+def _read_umask() -> int:
+    """This process's umask, read without changing it (os.umask sets it, for every thread)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)  # at import, before any grading thread exists
+    os.umask(mask)
+    return mask
+
+
+_PROCESS_UMASK = _read_umask()
+
+
+# -- kernelspec -----------------------------------------------------------------------------
+
+def _write_kernelspec(root: Path) -> Path:
+    """The grader's kernelspec under ``root`` (the job's folder), for JUPYTER_PATH; see ``kernel_launcher``."""
+    spec_dir = root / "kernels" / KERNEL_NAME
+    spec_dir.mkdir(parents=True, exist_ok=True)
+    spec = {
+        "argv": [sys.executable, "-P", "-m", "regcourse.grading.kernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3 (grader)",
+        "language": "python",
+        "interrupt_mode": "signal",
+        "metadata": {"debugger": False},
+    }
+    (spec_dir / "kernel.json").write_text(json.dumps(spec, indent=1))
+    return root
+
+
+# -- one attempt ----------------------------------------------------------------------------
+
+#: Set when a local batch is interrupted (Ctrl-C): every watchdog kills its run.
+_cancel = threading.Event()
+
+
+@dataclass
+class _Attempt:
+    status: int
+    events: list[dict]
+    result: dict
+    killed: str | None  # why the watchdog stopped it: "memory", "wall" or "cancelled"
+    isolation: dict
+    log: str
+
+
+@dataclass
+class _Job:
+    """Everything private to one submission's grading; removed afterwards."""
+
+    root: Path
+    uid: int = -1
+    home: Path | None = None
+
+    @property
+    def events(self) -> Path:
+        return self.root / "events.jsonl"
+
+
+def _kill(procs: Iterable) -> None:
+    import psutil
+
+    for proc in procs:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+
+
+def _watch(job_pid: int, limits: Limits, deadline: float, done: threading.Event) -> tuple[str | None, list]:
+    """Until the child exits: kill the kernel over the memory cap, everything past the deadline."""
+    import psutil
+
+    seen: dict[int, psutil.Process] = {}
+    try:
+        child = psutil.Process(job_pid)
+    except psutil.NoSuchProcess:
+        return None, []
+    killed = None
+    while not done.wait(POLL_S):
+        if _cancel.is_set():
+            deadline = 0.0  # the batch was interrupted: kill this run now
+        try:
+            kernels = child.children(recursive=True)
+        except psutil.Error:
+            continue
+        rss = 0
+        for proc in kernels:
+            seen.setdefault(proc.pid, proc)
+            try:
+                rss += proc.memory_info().rss
+            except psutil.Error:
+                pass
+        if killed is None and rss > limits.memory_bytes:
+            killed = "memory"
+            _kill(kernels)  # nbgrader sees a dead kernel and stops; the cell is stopped next attempt
+        if time.monotonic() > deadline:
+            killed = killed or ("cancelled" if _cancel.is_set() else "wall")
+            try:
+                os.killpg(job_pid, signal.SIGKILL)
+            except OSError:
+                pass
+            _kill(kernels)
+    return killed, list(seen.values())
+
+
+def _spec(course_root: Path, ref: SubmissionRef, limits: Limits, job: _Job, isolate: bool) -> dict:
+    env = dict(os.environ)
+    env["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(_write_kernelspec(job.root)), env.get("JUPYTER_PATH")]))
+    env["JUPYTER_RUNTIME_DIR"] = str(job.home / "run" if job.home else job.root / "run")
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    env.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    env["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"
+    sandbox_spec = {"isolate": isolate, "report": str(job.root / "isolation.json"), "course": str(course_root)}
+    if isolate:
+        sandbox_spec.update(
+            uid=job.uid,
+            home=str(job.home),
+            hide=[str(course_root)],
+        )
+    else:
+        sandbox_spec["reason"] = sandbox.unavailable_reason()
+    env["REGCOURSE_SANDBOX"] = json.dumps(sandbox_spec)
+    return {
+        "argv": [ref.assignment, "--student", ref.student, "--force"],
+        "private_dir": str(job.root),
+        "cwd": str(course_root),
+        "env": env,
+        # 077: the notebook nbgrader writes (hidden tests restored) before running it stays root's
+        "umask": 0o077 if isolate else _PROCESS_UMASK,
+        "log": str(job.root / "log.txt"),
+        "events": str(job.events),
+        "skip": str(job.root / "skip.json"),
+        "result": str(job.root / "result.json"),
+        "assignment": ref.assignment,
+        "student": ref.student,
+        "cell_timeout": int(limits.cell_timeout_s),
+        "notebook_timeout": float(limits.notebook_timeout_s),
+        "output_bytes": int(limits.output_bytes),
+        "iopub_timeout": IOPUB_TIMEOUT_S,
+        "kernel_name": KERNEL_NAME,
+        "sandbox_uid": job.uid if isolate else -1,
+        "transport": "ipc" if isolate else None,
+        "runtime_dir": env["JUPYTER_RUNTIME_DIR"],
+    }
+
+
+def _read_json_lines(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    events = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            events.append(json.loads(line))
+        except ValueError:
+            pass
+    return events
+
+
+def _attempt(course_root: Path, ref: SubmissionRef, limits: Limits, job: _Job, isolate: bool) -> _Attempt:
+    for name in ("events.jsonl", "result.json", "isolation.json", "log.txt"):
+        (job.root / name).unlink(missing_ok=True)
+    if job.home is not None:
+        for leftover in (job.home / "run").iterdir():
+            leftover.unlink()
+    spec = _spec(course_root, ref, limits, job, isolate)
+    deadline = time.monotonic() + limits.notebook_timeout_s + WALL_GRACE_S
+    child = forkserver.server().submit(spec)
+    killed, kernels = _watch(child.pid, limits, deadline, child.done)
+    child.done.wait()
+    _kill(p for p in kernels if p.is_running())
+    events = _read_json_lines(job.events)
+    if isolate:  # the child reclaims the kernel's folder when it can; after a kill, this does
+        sandbox.kill_user(job.uid)
+        for event in events:
+            if event["kind"] == "folders":
+                sandbox.reclaim(Path(event["autograded"]), job.uid)
+    result_path = job.root / "result.json"
+    isolation_path = job.root / "isolation.json"
+    return _Attempt(
+        status=child.status,
+        events=events,
+        result=json.loads(result_path.read_text()) if result_path.exists() else {},
+        killed=killed,
+        isolation=json.loads(isolation_path.read_text()) if isolation_path.exists() else {},
+        log=(job.root / "log.txt").read_text(errors="replace") if (job.root / "log.txt").exists() else "",
+    )
+
+
+# -- reading an attempt -------------------------------------------------------------------
+
+def _size(n: int) -> str:
+    for unit, scale in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n} bytes"
+
+
+def _cell_name(event: dict) -> str:
+    return f"cell '{event['cell']}'" if event.get("cell") else f"cell {event['index'] + 1}"
+
+
+def _culprit(attempt: _Attempt, limits: Limits) -> tuple[int, str] | None:
+    """The cell that was running when this attempt failed, and why (None: no cell to blame)."""
+    running = [e for e in attempt.events if e["kind"] == "cell"]
+    if not running:
+        return None
+    index = running[-1]["index"]
+    if attempt.killed == "memory":
+        return index, f"it used more than {_size(limits.memory_bytes)} of memory"
+    if attempt.killed == "wall":
+        return index, f"the notebook ran past its {limits.notebook_timeout_s:g} s limit"
+    kinds = {e["kind"] for e in attempt.events if e.get("index") == index}
+    if "unresponsive" in kinds:
+        return index, f"it ran past the {limits.cell_timeout_s:g} s limit and did not stop when interrupted"
+    if "died" in kinds:
+        return index, "the kernel died while it ran (the process exited or crashed)"
+    return None
+
+
+def _failure_reason(attempt: _Attempt) -> str:
+    """The last error nbgrader logged, for a person: what went wrong with this submission."""
+    if attempt.status == forkserver.LOST:
+        return "the grading process was lost (the fork server died)"
+    lines = [line.strip() for line in attempt.log.splitlines() if line.strip()]
+    errors = [line for line in lines if re.match(r"^[\w.]*(Error|Exception)\b.*:", line)]
+    if errors:
+        return errors[-1][:300]
+    logged = [line for line in lines if "| ERROR]" in line]
+    if logged:
+        return logged[-1].split("]", 1)[1].strip()[:300]
+    return f"nbgrader exited with status {attempt.status}"
+
+
+def _interpret(outcome: Outcome, events: list[dict], limits: Limits) -> bool:
+    """Turn an attempt's events into flags (instructor) and messages (feedback); True: a limit was hit."""
+    limit_hit = False
+    for event in events:
+        kind, name = event["kind"], None
+        if "index" in event:
+            name = _cell_name(event)
+        if kind == "stopped":
+            limit_hit = True
+            outcome.messages.append(f"The grader stopped {name}: {event['reason']}. It scores zero; the rest was graded.")
+        elif kind == "deadline":
+            limit_hit = True
+            if event.get("skipped"):
+                outcome.messages.append(f"{name.capitalize()} did not run: {event['reason']}. It scores zero.")
+            else:
+                outcome.messages.append(
+                    f"{name.capitalize()} was interrupted: the notebook reached its {limits.notebook_timeout_s:g} s limit."
+                )
+        elif kind == "timeout":
+            limit_hit = True
+            outcome.messages.append(f"{name.capitalize()} was interrupted after the {limits.cell_timeout_s:g} s limit per cell.")
+        elif kind == "truncated":
+            limit_hit = True
+            outcome.messages.append(
+                f"{name.capitalize()} printed more than {_size(limits.output_bytes)}; the rest of its output was dropped."
+            )
+        elif kind == "tampering":
+            for what in event["replaced"]:
+                outcome.flags.append(f"tampering: {what} was replaced (restored before {name})")
+            outcome.messages.append(
+                f"Before {name} the grader restored functions your code had replaced: {', '.join(event['replaced'])}."
+            )
+        elif kind == "reads":
+            for path in event["paths"]:
+                outcome.flags.append(f"tried to read {path}: course files are not for student code")
+        elif kind == "guard-failed":
+            outcome.flags.append(f"tampering? the grader's integrity check could not run before {name}")
+        elif kind == "edited":
+            outcome.flags.append(f"edited test cell '{event['cell']}' (nbgrader restored the original)")
+            outcome.messages.append(f"Test cell '{event['cell']}' had been changed; the original was graded.")
+        elif kind == "deleted":
+            what = "test cell" if event.get("test", True) else "locked cell"
+            outcome.flags.append(f"deleted {what} '{event['cell']}' (the grader put it back)")
+            outcome.messages.append(f"{what.capitalize()} '{event['cell']}' was missing; the grader put it back.")
+        elif kind == "reordered":
+            outcome.flags.append(f"cells moved out of order: {', '.join(event['cells'])} (the grader restored the order)")
+            outcome.messages.append("Some of the assignment's cells were out of order; they were graded in the original order.")
+        elif kind == "links":
+            for path in event["paths"]:
+                outcome.flags.append(f"the submission contains a link or special file, ignored: {path}")
+        elif kind == "shadow":
+            outcome.flags.append(
+                f"the submission contains {event['file']}, named like the module {event['module']} the tests use"
+            )
+        elif kind == "changed":
+            outcome.flags.append(f"cell '{event['cell']}': {event['attr']} changed from {event['old']} to {event['new']} (restored)")
+    return limit_hit
+
+
+# -- grade_one --------------------------------------------------------------------------------
+
+def _refuse(ref: SubmissionRef, outcome: Outcome) -> bool:
+    """Ids nbgrader would misread (``--student 'a*'`` grades every a...): refused before any run."""
+    for what, value in (("student", ref.student), ("assignment", ref.assignment)):
+        if not value or _UNSAFE_ID.search(value):
+            outcome.messages.append(
+                f"The {what} id {value!r} cannot be graded: nbgrader reads * ? [ ] and slashes as patterns or folders."
+            )
+            return True
+    return False
+
+
+def grade_one(course_root: Path, ref: SubmissionRef, limits: Limits = Limits()) -> Outcome:
+    """Autograde one submission (already under ``submitted/<student>/<assignment>/``); never raises for it.
+
+    Returns the :class:`Outcome`: nbgrader's scores read back from the
+    gradebook, what was flagged for review, and the lines for the student's
+    feedback. Picklable (a module-level function of picklable arguments), so
+    process pools and Dask can run it.
+    """
+    started = time.monotonic()
+    course_root = Path(course_root).resolve()
+    outcome = Outcome(ref.student, ref.assignment, Status.FAILED_TO_RUN)
+    isolate = sandbox.wanted()
+    job = _Job(Path(tempfile.mkdtemp(prefix="regcourse-job-")))
+    try:
+        if _refuse(ref, outcome):
+            return outcome
+        if isolate:
+            job.uid = sandbox.kernel_uid()
+            job.home = sandbox.make_kernel_home(job.uid)
+        skip: dict[int, str] = {}
+        for _ in range(MAX_ATTEMPTS):
+            (job.root / "skip.json").write_text(json.dumps(skip))
+            attempt = _attempt(course_root, ref, limits, job, isolate)
+            if attempt.status == 0 or attempt.killed == "cancelled":
+                break
+            culprit = _culprit(attempt, limits)
+            if culprit is None or culprit[0] in skip:
+                break
+            skip[culprit[0]] = culprit[1]
+        _finish(outcome, attempt, limits)
+        return outcome
+    finally:
+        outcome.seconds = time.monotonic() - started
+        if job.home is not None:
+            shutil.rmtree(job.home, ignore_errors=True)
+        if os.environ.get("REGCOURSE_KEEP_JOBS"):  # for debugging the grader itself
+            print(f"grading folder of {ref.student}: {job.root}", file=sys.stderr)
+        else:
+            shutil.rmtree(job.root, ignore_errors=True)
+
+
+def _finish(outcome: Outcome, attempt: _Attempt, limits: Limits) -> None:
+    """Fill ``outcome`` from the last attempt: scores, status, flags and messages."""
+    result = attempt.result
+    outcome.isolation = {k: attempt.isolation.get(k, False) for k in ("user", "network", "files")}
+    if attempt.isolation.get("reason"):
+        outcome.isolation["reason"] = attempt.isolation["reason"]
+    outcome.max_score = float(result.get("max_score", 0.0))
+    no_folder = [e for e in attempt.events if e["kind"] == "no-folder"]
+    if no_folder:
+        outcome.status = Status.FAILED_TO_RUN
+        outcome.messages.append(f"No submission folder {no_folder[0]['folder']}.")
+        return
+    if attempt.status != 0:
+        _interpret(outcome, [e for e in attempt.events if e["kind"] in ("links", "shadow")], limits)
+        outcome.status = Status.FAILED_TO_RUN
+        culprit = _culprit(attempt, limits)
+        if culprit is not None:
+            outcome.messages.append(
+                f"Grading stopped again and again (last: cell {culprit[0] + 1}, {culprit[1]}); it scores zero."
+            )
+        else:
+            outcome.messages.append(f"nbgrader could not grade this submission: {_failure_reason(attempt)}")
+            expected, found = result.get("notebooks", []), result.get("found", [])
+            if expected and not set(expected) & set(found):
+                outcome.messages.append(
+                    f"Expected {', '.join(n + '.ipynb' for n in expected)}; found "
+                    f"{', '.join(n + '.ipynb' for n in found) or 'no notebook'}."
+                )
+        return
+    outcome.status = Status.GRADED
+    outcome.score = float(result.get("score", 0.0))
+    outcome.test_results = {k: (float(s), float(m)) for k, (s, m) in result.get("tests", {}).items()}
+    for name in result.get("missing", []):
+        outcome.messages.append(f"No notebook {name}.ipynb was submitted: it scores zero.")
+    if result.get("manual"):
+        outcome.flags.append(f"needs manual grading: {', '.join(result['manual'])}")
+    if _interpret(outcome, attempt.events, limits):
+        outcome.status = Status.LIMIT_EXCEEDED
+
+
+# -- grade_many -------------------------------------------------------------------------------
+
+def default_workers() -> int:
+    """One worker per core this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+def grade_many(
+    course_root: Path,
+    refs: Iterable[SubmissionRef],
+    limits: Limits = Limits(),
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    on_result: Callable[[Outcome], None] | None = None,
+) -> list[Outcome]:
+    """Grade every submission in ``refs``; outcomes in the order of ``refs``.
+
+    ``workers`` local gradings at a time (default: the number of cores), or,
+    with ``scheduler`` (a ``dask.distributed`` address such as
+    ``tcp://host:8786``), as tasks on that cluster, whose workers must see
+    ``course_root`` at the same path. ``on_result`` is called in this thread
+    as each outcome arrives (for a progress display).
+    """
+    refs = list(refs)
+    twice = sorted({f"{r.student}/{r.assignment}" for r in refs if refs.count(r) > 1})
+    if twice:  # two gradings of one submission at once would race on its folder and rows
+        raise ValueError(f"each submission may be graded once per batch; listed more than once: {', '.join(twice)}")
+    course_root = Path(course_root).resolve()
+    outcomes: list[Outcome | None] = [None] * len(refs)
+    if scheduler:
+        from dask.distributed import Client, as_completed as dask_completed
+
+        with Client(scheduler) as client:
+            futures = {
+                client.submit(grade_one, course_root, ref, limits, key=f"grade-{ref.assignment}-{ref.student}-{i}", pure=False): i
+                for i, ref in enumerate(refs)
+            }
+            try:
+                for future in dask_completed(futures):
+                    i = futures[future]
+                    outcomes[i] = _collect(refs[i], future, on_result)
+            except BaseException:
+                client.cancel(list(futures))
+                raise
+        return outcomes  # type: ignore[return-value]
+    _cancel.clear()
+    pool = ThreadPoolExecutor(max_workers=workers or default_workers(), thread_name_prefix="grader")
+    try:
+        futures = {pool.submit(grade_one, course_root, ref, limits): i for i, ref in enumerate(refs)}
+        for future in as_completed(futures):
+            i = futures[future]
+            outcomes[i] = _collect(refs[i], future, on_result)
+    except BaseException:  # Ctrl-C: stop what runs (the watchdogs kill it), start nothing new
+        _cancel.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown()
+    return outcomes  # type: ignore[return-value]
+
+
+def _collect(ref: SubmissionRef, future, on_result: Callable[[Outcome], None] | None) -> Outcome:
+    """The future's outcome; a grader error on one submission becomes that submission's outcome."""
+    try:
+        outcome = future.result()
+    except Exception as error:  # the grader failed here (e.g. a Dask worker killed by the OS): report, go on
+        outcome = Outcome(ref.student, ref.assignment, Status.FAILED_TO_RUN)
+        outcome.flags.append(f"grader error: {type(error).__name__}: {error}")
+        outcome.messages.append("The grader itself failed on this submission; it will be graded again.")
+    if on_result is not None:
+        on_result(outcome)
+    return outcome

@@ -1,0 +1,291 @@
+"""Per-student HTML feedback that shows the results of hidden tests but never their source.
+
+Stock ``nbgrader generate_feedback`` renders the autograded notebook, hidden
+tests included, and a failing hidden test's traceback prints the very line
+that failed (nbgrader issues #917, #1363). We run the stock converter through
+nbgrader's own API, with three preprocessors in front of its default ones:
+
+1. :class:`RedactHiddenTests` (ours) removes any line of a hidden test or
+   of the instructor's solution that reached an *output*: a student who
+   printed a file holding them (the solutions, the gradebook) must not get
+   them back in the feedback;
+2. :class:`ShortenTestTracebacks` (ours) reduces the error of a test cell to
+   ``ExceptionName: message`` and says whether a visible or a hidden test
+   raised it;
+3. :class:`ClearHiddenTests` (nbgrader's, made tolerant of a student cell
+   that merely mentions the markers) removes the hidden regions from the
+   test cells' source.
+
+:class:`GraderNotes` (ours) puts the grader's lines for a student (a limit hit,
+a notebook that could not be read) at the top. A submission that could not be
+graded at all has no autograded notebook; it gets a short page saying why.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nbconvert.preprocessors import Preprocessor
+from nbgrader import utils as nbgrader_utils
+from nbgrader.preprocessors import ClearHiddenTests
+from traitlets import Dict, List, Unicode
+
+from .course import Course
+from .model import Outcome, Status
+
+BEGIN_HIDDEN, END_HIDDEN = "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"
+#: Hidden-test lines shorter than this are not redacted from outputs: "pass", ")" or "x = 1"
+#: would blank out ordinary output and say nothing about the tests.
+MIN_REDACTED_LINE = 8
+REDACTED = "[redacted by the grader]"
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+#: IPython names the cell's own frame "Cell In[5], line 3" (ipykernel >= 6) or "<ipython-input-5-...> in <module>".
+CELL_FRAME_LINE = re.compile(r"(?:Cell In\s*\[\d*\],\s*line\s*(\d+))|(?:^-+>\s*(\d+)\s)", re.M)
+
+
+def hidden_regions(source: str, begin: str = BEGIN_HIDDEN, end: str = END_HIDDEN) -> list[tuple[int, int]]:
+    """1-based, inclusive line ranges of the hidden-test regions (markers included)."""
+    regions, start = [], None
+    for number, line in enumerate(source.split("\n"), start=1):
+        if begin in line and start is None:
+            start = number
+        elif end in line and start is not None:
+            regions.append((start, number))
+            start = None
+    if start is not None:
+        regions.append((start, source.count("\n") + 1))
+    return regions
+
+
+class _Enabled(Preprocessor):
+    # nbconvert skips a preprocessor that is not enabled (its default); ours always run.
+    enabled = True
+
+
+class RedactHiddenTests(_Enabled):
+    """Remove every line of every hidden test (and of the solutions) from every output of the notebook."""
+
+    secret_lines = List(Unicode(), [], help="more lines never to show (the instructor's solutions)").tag(config=True)
+
+    def preprocess(self, nb, resources):
+        lines: set[str] = {line.strip() for line in self.secret_lines}
+        for cell in nb.cells:
+            if cell.cell_type == "code" and nbgrader_utils.is_grade(cell):
+                source = cell.source.split("\n")
+                for start, end in hidden_regions(cell.source):
+                    lines.update(line.strip() for line in source[start : end - 1])
+        lines = {line for line in lines if len(line) >= MIN_REDACTED_LINE}
+        # Also as they appear inside a printed .ipynb or JSON string, and HTML-escaped.
+        variants = sorted({v for line in lines for v in (line, json.dumps(line)[1:-1], html.escape(line))},
+                          key=len, reverse=True)
+        if variants:
+            for cell in nb.cells:
+                for output in cell.get("outputs", []):
+                    _redact_output(output, variants)
+        return nb, resources
+
+
+def _redact_output(output, variants: list[str]) -> None:
+    def clean(text):
+        if isinstance(text, list):
+            return [clean(t) for t in text]
+        if not isinstance(text, str):
+            return text
+        plain = ANSI.sub("", text)  # a traceback colours the middle of a line
+        if any(variant in plain for variant in variants):
+            text = plain
+        for variant in variants:
+            if variant in text:
+                text = text.replace(variant, REDACTED)
+        return text
+
+    if "text" in output:
+        output["text"] = clean(output["text"])
+    for key in ("evalue", "traceback"):
+        if key in output:
+            output[key] = clean(output[key])
+    for mime, value in output.get("data", {}).items():
+        if mime.startswith("text/") or mime.endswith("json") or mime.endswith("javascript"):
+            output["data"][mime] = clean(value) if not isinstance(value, dict) else value
+
+
+class TolerantClearHiddenTests(ClearHiddenTests):
+    """nbgrader's ClearHiddenTests, on test cells only.
+
+    A student's own cell that prints or quotes "BEGIN HIDDEN TESTS" is not a
+    test region, and must not make the student's whole feedback fail (stock
+    raises on an unmatched marker or on one outside a grade cell).
+    """
+
+    def preprocess_cell(self, cell, resources, cell_index):
+        if not nbgrader_utils.is_grade(cell):
+            return cell, resources
+        return super().preprocess_cell(cell, resources, cell_index)
+
+
+class ShortenTestTracebacks(_Enabled):
+    """A failing test cell shows ``ExceptionName: message``, not the line that failed.
+
+    Says whether the error came from the visible tests (which the student can
+    read and run) or a hidden one; the hidden test's source is never shown.
+    """
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type != "code" or not nbgrader_utils.is_grade(cell):
+            return cell, resources
+        regions = hidden_regions(cell.source)
+        for output in cell.get("outputs", []):
+            if output.get("output_type") != "error":
+                continue
+            line = _failing_line(output.get("traceback", []))
+            if line is None:
+                where = "a test in this cell"
+            elif any(start <= line <= end for start, end in regions):
+                where = "a hidden test"
+            else:
+                where = "a visible test"
+            message = f"{output.get('ename', 'Error')}: {ANSI.sub('', output.get('evalue', ''))}".rstrip(": ")
+            output["traceback"] = [f"{message}\n(raised by {where})"]
+        return cell, resources
+
+
+def _failing_line(traceback: list[str]) -> int | None:
+    """The line of the test cell in the traceback's first (the cell's own) frame."""
+    if not traceback:
+        return None
+    text = ANSI.sub("", "\n".join(traceback))
+    match = CELL_FRAME_LINE.search(text)
+    if match is None:
+        return None
+    return int(match.group(1) or match.group(2))
+
+
+class GraderNotes(_Enabled):
+    """Put the grader's notes for this student (limits hit, ...) at the top of the feedback."""
+
+    notes = Dict({}, help="student id -> lines to show at the top of their feedback").tag(config=True)
+    title = Unicode("Notes from the grader").tag(config=True)
+
+    def preprocess(self, nb, resources):
+        from nbformat.v4 import new_markdown_cell
+
+        lines = self.notes.get(resources.get("nbgrader", {}).get("student", ""), [])
+        if lines:
+            text = f"**{self.title}**\n\n" + "\n".join(f"- {_markdown_escape(line)}" for line in lines)
+            nb.cells.insert(0, new_markdown_cell(text))
+        return nb, resources
+
+
+def _markdown_escape(text: str) -> str:
+    return re.sub(r"([\\`*_{}\[\]<>#|])", r"\\\1", text)
+
+
+@dataclass
+class Feedback:
+    """Where each student's feedback was written, and the students whose feedback failed."""
+
+    files: dict[str, list[Path]] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+
+def instructor_secrets(course: Course, assignment: str) -> list[str]:
+    """The lines of the instructor notebooks' solution and hidden-test regions."""
+    import nbformat
+
+    lines = []
+    for name in course.source_notebooks(assignment):
+        path = course.folder("source_directory", ".", assignment) / f"{name}.ipynb"
+        for cell in nbformat.read(path, as_version=4).cells:
+            source = cell.source.split("\n")
+            for begin, end in [("BEGIN SOLUTION", "END SOLUTION"), (BEGIN_HIDDEN, END_HIDDEN)]:
+                for start, stop in hidden_regions(cell.source, begin, end):
+                    lines += [line.strip() for line in source[start : stop - 1]]
+    return sorted({line for line in lines if len(line) >= MIN_REDACTED_LINE})
+
+
+def feedback_config(course: Course, notes: dict[str, list[str]], secret_lines: list[str]):
+    """The course's config, plus our preprocessors in front of GenerateFeedback's defaults."""
+    from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+    from nbgrader.preprocessors import GetGrades
+    from traitlets.config import Config
+
+    config = Config()
+    config.merge(course.config)
+    extra = Config()
+    extra.GenerateFeedback.preprocessors = [
+        # ShortenTestTracebacks must see the hidden regions to say which kind of test failed: before clearing
+        RedactHiddenTests, ShortenTestTracebacks, TolerantClearHiddenTests, GraderNotes,
+        GetGrades, CSSHTMLHeaderPreprocessor,  # nbgrader's defaults, in its order
+    ]
+    extra.ClearHiddenTests.enforce_metadata = False
+    extra.GraderNotes.notes = notes
+    extra.RedactHiddenTests.secret_lines = secret_lines
+    config.merge(extra)
+    return config
+
+
+def generate_feedback(course_root: Path, assignment: str, outcomes: list[Outcome]) -> Feedback:
+    """HTML feedback for every outcome, under nbgrader's ``feedback/<student>/<assignment>/``."""
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+
+    course = Course.open(course_root)
+    notebooks = course.source_notebooks(assignment)
+    notes = {o.student: list(o.messages) for o in outcomes if o.messages}
+    config = feedback_config(course, notes, instructor_secrets(course, assignment))
+    api = NbGraderAPI(coursedir=CourseDirectory(config=config, root=str(course.root)), config=config)
+    result = Feedback()
+    for outcome in outcomes:
+        folder = course.folder("feedback_directory", outcome.student, assignment)
+        autograded = course.folder("autograded_directory", outcome.student, assignment)
+        if outcome.status is not Status.FAILED_TO_RUN and autograded.is_dir():
+            answer = api.generate_feedback(assignment, outcome.student, force=True)
+            if answer["success"]:
+                result.files[outcome.student] = sorted(folder.glob("*.html"))
+                continue
+            result.problems.append(
+                f"{outcome.student}: nbgrader generate_feedback failed; a note page was written instead. "
+                f"{_last_line(answer.get('error') or answer.get('log', ''))}"
+            )
+        result.files[outcome.student] = _write_note_page(folder, assignment, notebooks, outcome)
+    return result
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+NOTE_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title></head>
+<body>
+<h1>{title}</h1>
+<p>Score: {score:g} / {max_score:g}</p>
+<p>Your submission could not be graded:</p>
+<ul>
+{items}
+</ul>
+<p>Ask your instructor if you think this is wrong.</p>
+</body></html>
+"""
+
+
+def _write_note_page(folder: Path, assignment: str, notebooks: list[str], outcome: Outcome) -> list[Path]:
+    """For a submission nbgrader could not grade (no readable notebook): the reason, as a page."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = outcome.messages or ["the notebook could not be run by the grader"]
+    page = NOTE_PAGE.format(
+        title=html.escape(f"{assignment}: feedback for {outcome.student}"),
+        score=outcome.score, max_score=outcome.max_score,
+        items="\n".join(f"<li>{html.escape(line)}</li>" for line in lines),
+    )
+    paths = []
+    for name in notebooks:
+        path = folder / f"{name}.html"
+        path.write_text(page, encoding="utf-8")
+        paths.append(path)
+    return paths
