@@ -137,8 +137,6 @@ def test_a_failing_hidden_test_shows_its_message_and_no_source(parallel):
     assert "(raised by a visible test)" in wrong
 
 
-@pytest.mark.xfail(strict=True, reason="the sandbox hides only this course's folder: copies of the course elsewhere "
-                   "(here the other test courses under /tmp) are readable by student code")
 def test_student_code_cannot_read_the_hidden_tests_or_solutions(parallel):
     """The reads_hidden case printed every file it could find: none held a test or a solution.
 

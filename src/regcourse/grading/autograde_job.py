@@ -72,15 +72,25 @@ def configure(app: AutogradeApp, spec: dict) -> None:
 def use_busy_timeout(app: AutogradeApp) -> None:
     """Let concurrent graders wait for SQLite's write lock instead of failing ("database is locked").
 
-    ``timeout`` reaches ``sqlite3.connect`` through SQLAlchemy's URL; WAL
-    journal mode (persistent, set once) lets readers go on while one writes.
+    ``timeout`` reaches ``sqlite3.connect`` through SQLAlchemy's URL.
     """
     url = app.coursedir.db_url
     if not url.startswith("sqlite:///"):
         return
     if "?" not in url:
         app.coursedir.db_url = f"{url}?timeout={SQLITE_BUSY_TIMEOUT_S}"
-    path = url[len("sqlite:///"):].split("?")[0]
+
+
+def use_wal(db_url: str) -> None:
+    """Switch an SQLite gradebook to WAL (persistent): readers go on while one grader writes.
+
+    Done once by the parent before any grader starts: changing the journal
+    mode while other connections are open fails at once with "database is
+    locked", whatever the busy timeout.
+    """
+    if not db_url.startswith("sqlite:///"):
+        return
+    path = db_url[len("sqlite:///"):].split("?")[0]
     if os.path.exists(path):
         with sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S) as db:
             db.execute("PRAGMA journal_mode=WAL")

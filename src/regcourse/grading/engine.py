@@ -32,6 +32,7 @@ Isolation of student code (own user, no network, course files hidden) is in
 from __future__ import annotations
 
 import json
+import random
 import os
 import re
 import shutil
@@ -376,6 +377,11 @@ def _refuse(ref: SubmissionRef, outcome: Outcome) -> bool:
     return False
 
 
+#: SQLite can refuse a lock upgrade at once (no busy wait) when two graders
+#: collide in a transaction; such an attempt is repeated, up to this often.
+GRADEBOOK_BUSY_RETRIES = 5
+
+
 def grade_one(course_root: Path, ref: SubmissionRef, limits: Limits = Limits()) -> Outcome:
     """Autograde one submission (already under ``submitted/<student>/<assignment>/``); never raises for it.
 
@@ -396,11 +402,19 @@ def grade_one(course_root: Path, ref: SubmissionRef, limits: Limits = Limits()) 
             job.uid = sandbox.kernel_uid()
             job.home = sandbox.make_kernel_home(job.uid)
         skip: dict[int, str] = {}
-        for _ in range(MAX_ATTEMPTS):
+        busy_retries = GRADEBOOK_BUSY_RETRIES
+        attempts = 0
+        while attempts < MAX_ATTEMPTS:
             (job.root / "skip.json").write_text(json.dumps(skip))
             attempt = _attempt(course_root, ref, limits, job, isolate)
             if attempt.status == 0 or attempt.killed == "cancelled":
                 break
+            if busy_retries and "database is locked" in _failure_reason(attempt):
+                # the grader's own contention, never the student's fault: grade again
+                busy_retries -= 1
+                time.sleep(0.2 + random.random())
+                continue
+            attempts += 1
             culprit = _culprit(attempt, limits)
             if culprit is None or culprit[0] in skip:
                 break
@@ -467,6 +481,18 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _prepare_gradebook(course_root: Path) -> None:
+    """WAL mode for an SQLite gradebook, set before any grader opens it (see autograde_job.use_wal)."""
+    from .autograde_job import use_wal
+    from .course import Course
+
+    try:
+        db_url = Course.open(course_root).db_url
+    except Exception:  # not a readable course: each grading reports that itself
+        return
+    use_wal(db_url)
+
+
 def grade_many(
     course_root: Path,
     refs: Iterable[SubmissionRef],
@@ -489,6 +515,7 @@ def grade_many(
     if twice:  # two gradings of one submission at once would race on its folder and rows
         raise ValueError(f"each submission may be graded once per batch; listed more than once: {', '.join(twice)}")
     course_root = Path(course_root).resolve()
+    _prepare_gradebook(course_root)
     outcomes: list[Outcome | None] = [None] * len(refs)
     if scheduler:
         from dask.distributed import Client, as_completed as dask_completed

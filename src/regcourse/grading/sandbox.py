@@ -244,6 +244,11 @@ def python_paths() -> list[str]:
     return paths
 
 
+#: Where other copies of a course (last year's, a test run's, a colleague's)
+#: tend to lie world-readable: covered for the kernel too, not just this course.
+SHARED_WRITABLE_PLACES = ("/tmp", "/var/tmp", "/home", "/srv", "/mnt", "/media")
+
+
 def isolate(spec: dict, connection_file: str) -> tuple[str, dict]:
     """Apply the sandbox to this (root) process; returns the kernel's connection file and a report.
 
@@ -254,8 +259,12 @@ def isolate(spec: dict, connection_file: str) -> tuple[str, dict]:
     _call("unshare", CLONE_NEWNS | CLONE_NEWNET)
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     _loopback_up()
+    report = {"user": True, "network": True, "files": True, "uid": uid}
+    if spec.get("report"):  # written while still root and before the job folder is covered
+        with open(spec["report"], "w", encoding="utf-8") as stream:
+            json.dump(report, stream)
     keep = [cwd, home, *python_paths()]
-    hide_except(list(spec["hide"]), keep)
+    hide_except(list(spec["hide"]) + [p for p in SHARED_WRITABLE_PLACES if os.path.isdir(p)], keep)
     copy = os.path.join(home, "kernel.json")
     with open(connection_file, encoding="utf-8") as source:
         info = json.load(source)
@@ -268,10 +277,6 @@ def isolate(spec: dict, connection_file: str) -> tuple[str, dict]:
 
     resource.setrlimit(resource.RLIMIT_NPROC, (KERNEL_MAX_PROCESSES, KERNEL_MAX_PROCESSES))
     resource.setrlimit(resource.RLIMIT_FSIZE, (KERNEL_MAX_FILE_BYTES, KERNEL_MAX_FILE_BYTES))
-    report = {"user": True, "network": True, "files": True, "uid": uid}
-    if spec.get("report"):  # written while still root: the job folder is root's
-        with open(spec["report"], "w", encoding="utf-8") as stream:
-            json.dump(report, stream)
     _call("prctl", PR_SET_NO_NEW_PRIVS, ctypes.c_ulong(1), ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0))
     os.setgroups([])
     os.setgid(uid)
