@@ -4,6 +4,11 @@ Holdout accuracies quoted below are the measured ones for the seed each variant 
 (see the comment in the hidden test of test_capstone_accuracy for the threshold, 0.915).
 """
 
+#: Each submission trains a model for about 10 s, several times a typical one:
+#: the grading fixture starts the costliest assignments first.
+COST_WEIGHT = 3
+
+
 GRADED = {
     "capstone": "test_capstone_accuracy",
 }
