@@ -35,6 +35,7 @@ RESULTS = ROOT / "tests" / "notebook_results"
 DIFF_IGNORE = (
     "/metadata",
     "/cells/*/metadata",
+    "/cells/*/id",  # random per conversion of the MyST source
     "/cells/*/execution_count",
     "/cells/*/outputs/*/execution_count",
     "/cells/*/outputs/*/metadata",

@@ -1,24 +1,27 @@
 """Every chapter, executed, matches its reviewed result in tests/notebook_results/.
 
-`make test` builds the book first; when the book's executed copy of a chapter
-is current (same sources, newer than the shared package) it is compared
-directly, so CI executes each chapter once. Otherwise the chapter is executed
+`make test` builds the book first; when the book's execution cache holds a
+current run of a chapter (same code cells, newer than the shared package) it
+is compared directly, so CI executes each chapter once. Otherwise the chapter is executed
 here through pytest-notebook. Refresh the stored results with
 `make regen-results` and review `git diff tests/notebook_results`.
 """
 
 from __future__ import annotations
 
+import copy
+from datetime import timezone
 from pathlib import Path
 
 import jupytext
 import nbformat
 import pytest
 import yaml
+from jupyter_cache import get_cache
 
 from regression import RESULTS, ROOT, compare, execute, sources, write_reference
 
-BUILD = ROOT / "_build" / "jupyter_execute"
+CACHE = ROOT / "_build" / ".jupyter_cache"
 PACKAGE = ROOT / "src" / "regcourse"
 
 
@@ -29,13 +32,23 @@ def toc_chapters() -> list[str]:
 
 
 def executed_copy(chapter: str, source_nb) -> nbformat.NotebookNode:
-    built = BUILD / f"{chapter}.ipynb"
-    # the modules chapters import (the grading subpackage is not among them), as in the Makefile
-    newest_package_change = max(p.stat().st_mtime for p in PACKAGE.glob("*.py"))
-    if built.exists() and built.stat().st_mtime > newest_package_change:
-        nb = nbformat.read(str(built), as_version=4)
-        if sources(nb) == sources(source_nb):
-            return nb
+    """The chapter's outputs from the book's execution cache when they are current, else a fresh run.
+
+    The cache (jupyter-cache, keyed on the code cells) holds the notebook as
+    the kernel produced it; the copies under _build/jupyter_execute are not
+    used, since myst-nb merges their streams in place while rendering.
+    """
+    if CACHE.exists():
+        cache = get_cache(str(CACHE))
+        try:
+            pk, merged = cache.merge_match_into_notebook(copy.deepcopy(source_nb))
+        except KeyError:
+            pass  # this source was never executed by the book build
+        else:
+            # the modules chapters import (the grading subpackage is not among them), as in the Makefile
+            newest_package_change = max(p.stat().st_mtime for p in PACKAGE.glob("*.py"))
+            if cache.get_cache_record(pk).created.replace(tzinfo=timezone.utc).timestamp() > newest_package_change:
+                return merged
     return execute(source_nb, cwd=(ROOT / chapter).parent)
 
 
