@@ -26,6 +26,7 @@ from __future__ import annotations
 import html
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -228,31 +229,102 @@ def feedback_config(course: Course, notes: dict[str, list[str]], secret_lines: l
     return config
 
 
-def generate_feedback(course_root: Path, assignment: str, outcomes: list[Outcome]) -> Feedback:
-    """HTML feedback for every outcome, under nbgrader's ``feedback/<student>/<assignment>/``."""
-    from nbgrader.apps import NbGraderAPI
-    from nbgrader.coursedir import CourseDirectory
+class FeedbackWriter:
+    """Writes one student's feedback at a time, as soon as their outcome is known.
 
-    course = Course.open(course_root)
-    notebooks = course.source_notebooks(assignment)
-    notes = {o.student: list(o.messages) for o in outcomes if o.messages}
-    config = feedback_config(course, notes, instructor_secrets(course, assignment))
-    api = NbGraderAPI(coursedir=CourseDirectory(config=config, root=str(course.root)), config=config)
-    result = Feedback()
-    for outcome in outcomes:
+    Built once per run (the course config, the instructor's secret lines and
+    nbgrader's API), then :meth:`write` per outcome. nbgrader's API is not
+    made for concurrent calls: use one writer from one thread.
+    """
+
+    def __init__(self, course_root: Path, assignment: str):
+        from nbgrader.apps import NbGraderAPI
+        from nbgrader.coursedir import CourseDirectory
+
+        self.course = Course.open(course_root)
+        self.assignment = assignment
+        self.notebooks = self.course.source_notebooks(assignment)
+        config = feedback_config(self.course, {}, instructor_secrets(self.course, assignment))
+        # every GenerateFeedback app the API starts reads this dict: one student's notes at a time
+        self._notes = config.GraderNotes.notes
+        self._api = NbGraderAPI(coursedir=CourseDirectory(config=config, root=str(self.course.root)), config=config)
+        self.result = Feedback()
+
+    def write(self, outcome: Outcome) -> None:
+        course, assignment = self.course, self.assignment
         folder = course.folder("feedback_directory", outcome.student, assignment)
         autograded = course.folder("autograded_directory", outcome.student, assignment)
+        self._notes.clear()
+        if outcome.messages:
+            self._notes[outcome.student] = list(outcome.messages)
         if outcome.status is not Status.FAILED_TO_RUN and autograded.is_dir():
-            answer = api.generate_feedback(assignment, outcome.student, force=True)
+            answer = self._api.generate_feedback(assignment, outcome.student, force=True)
             if answer["success"]:
-                result.files[outcome.student] = sorted(folder.glob("*.html"))
-                continue
-            result.problems.append(
+                self.result.files[outcome.student] = sorted(folder.glob("*.html"))
+                return
+            self.result.problems.append(
                 f"{outcome.student}: nbgrader generate_feedback failed; a note page was written instead. "
                 f"{_last_line(answer.get('error') or answer.get('log', ''))}"
             )
-        result.files[outcome.student] = _write_note_page(folder, assignment, notebooks, outcome)
-    return result
+        self.result.files[outcome.student] = _write_note_page(folder, assignment, self.notebooks, outcome)
+
+
+def generate_feedback(course_root: Path, assignment: str, outcomes: list[Outcome]) -> Feedback:
+    """HTML feedback for every outcome, under nbgrader's ``feedback/<student>/<assignment>/``."""
+    writer = FeedbackWriter(course_root, assignment)
+    for outcome in outcomes:
+        writer.write(outcome)
+    return writer.result
+
+
+class BackgroundFeedback:
+    """A :class:`FeedbackWriter` on its own thread, fed outcomes while grading goes on.
+
+    Grading keeps the cores busy in child processes; this thread (in the
+    grader's own, otherwise idle process) writes each student's feedback as
+    their outcome arrives, so that little is left to do when the last one is
+    graded. It starts its imports only when the first outcome arrives: before
+    that the cores are better spent starting the fork server. :meth:`finish`
+    waits for the queue, and raises what the writer raised.
+    """
+
+    def __init__(self, course_root: Path, assignment: str, meanwhile: Callable[[], None] | None = None):
+        """``meanwhile``: run on this thread once it has started, e.g. imports needed after grading."""
+        import queue
+        import threading
+
+        self._meanwhile = meanwhile
+        self._queue: queue.Queue = queue.Queue()
+        self._error: BaseException | None = None
+        self._writer: FeedbackWriter | None = None
+        self._thread = threading.Thread(target=self._run, args=(course_root, assignment), name="feedback", daemon=True)
+        self._thread.start()
+
+    def submit(self, outcome: Outcome) -> None:
+        self._queue.put(outcome)
+
+    def finish(self) -> Feedback:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._writer.result if self._writer is not None else Feedback()
+
+    def _run(self, course_root: Path, assignment: str) -> None:
+        try:
+            first = self._queue.get()  # start-up is the critical path: wait for the first outcome
+            if first is None:
+                return
+            self._writer = FeedbackWriter(course_root, assignment)
+            if self._meanwhile is not None:
+                self._meanwhile()
+
+            outcome = first
+            while outcome is not None:
+                self._writer.write(outcome)
+                outcome = self._queue.get()
+        except BaseException as error:  # noqa: BLE001 (handed to finish(), in the caller's thread)
+            self._error = error
 
 
 def _last_line(text: str) -> str:

@@ -72,12 +72,15 @@ def _child(spec: dict) -> None:
 
 
 def serve() -> None:
-    from regcourse.grading import autograde_job  # noqa: F401  (the expensive imports)
-    import nbconvert.exporters.notebook  # noqa: F401
-    import nbgrader.preprocessors  # noqa: F401
-    import psutil  # noqa: F401
-    import sqlalchemy.dialects.sqlite  # noqa: F401
+    import gc
 
+    from regcourse.grading import autograde_job
+
+    autograde_job.warm_up()
+    # Objects that exist now live as long as the server: leave them out of the
+    # children's collections, which would otherwise write to (and so copy)
+    # every page they share with the server.
+    gc.freeze()
     if threading.active_count() != 1:  # fork() from a threaded process can deadlock the child
         print("forkserver: imports started threads; forking anyway", file=sys.stderr)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the client's Ctrl-C is for the client

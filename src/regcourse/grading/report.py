@@ -49,7 +49,7 @@ class Summary:
     notes: list[str] = field(default_factory=list)      # about the run itself (e.g. kernel isolation)
     total: int = 0
     seconds: float = 0.0          # the grading phase
-    feedback_seconds: float = 0.0
+    feedback_seconds: float = 0.0  # feedback still to write when grading ended (it is written meanwhile)
 
     def lines(self, *, max_names: int = 12) -> list[str]:
         """The summary as plain text lines (for the file, and for terminals without colour)."""
@@ -120,6 +120,13 @@ class Reports:
     run_json: Path
     scores_png: Path
     failures_png: Path
+
+
+def prepare() -> None:
+    """Import what the plots need (about 0.5 s), e.g. on an idle thread while grading runs."""
+    import matplotlib.backends.backend_agg  # noqa: F401
+    import matplotlib.figure  # noqa: F401
+    import matplotlib.ticker  # noqa: F401
 
 
 def write_reports(course_root: Path, assignment: str, outcomes: list[Outcome], summary: Summary) -> Reports:
