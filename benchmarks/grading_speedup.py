@@ -183,14 +183,20 @@ def scores(course: Path) -> dict[str, float]:
         return {s.student_id: float(s.score) for s in gb.find_assignment(ASSIGNMENT).submissions}
 
 
+STOCK_COMMAND = [sys.executable, "-m", "nbgrader", "autograde", ASSIGNMENT]
+
+
+def new_command(workers: int) -> list[str]:
+    return [str(Path(sys.executable).parent / "regcourse"), "grade", ASSIGNMENT, "--workers", str(workers), "--plain"]
+
+
 def start_up(course: Path, workers: int) -> tuple[float, float]:
     """Seconds each command takes with no submission to grade: what it costs before the first one."""
     empty = course.parent / f"{course.name}-empty"
     shutil.copytree(course, empty, ignore=shutil.ignore_patterns("submitted", "autograded", "feedback", "reports"))
     (empty / "submitted").mkdir()
-    stock_s, _ = run([sys.executable, "-m", "nbgrader", "autograde", ASSIGNMENT], empty)
-    new_s, result = run([str(Path(sys.executable).parent / "regcourse"), "grade", ASSIGNMENT, "--workers",
-                         str(workers), "--plain"], empty)
+    stock_s, _ = run(STOCK_COMMAND, empty)
+    new_s, result = run(new_command(workers), empty)
     if result.returncode != 0:
         raise RuntimeError(f"regcourse grade with no submissions failed:\n{result.stdout}\n{result.stderr}")
     return stock_s, new_s
@@ -217,12 +223,11 @@ def main(argv: list[str]) -> int:
         mean_own = sum(own) / len(own)
         print(f"notebook's own execution (nbclient, sequential): {sum(own):6.1f} s, {mean_own:.2f} s per submission")
 
-        stock_s, result = run([sys.executable, "-m", "nbgrader", "autograde", ASSIGNMENT], stock)
+        stock_s, result = run(STOCK_COMMAND, stock)
         print(f"stock `nbgrader autograde` (sequential):        {stock_s:6.1f} s "
               f"(exit status {result.returncode}: {'a crashed kernel fails the run' if result.returncode else 'ok'})")
 
-        new_s, result = run([str(Path(sys.executable).parent / "regcourse"), "grade", ASSIGNMENT, "--workers",
-                             str(options.workers), "--plain"], new)
+        new_s, result = run(new_command(options.workers), new)
         if result.returncode != 0:
             print(result.stdout, result.stderr)
             return 1

@@ -286,6 +286,9 @@ class BackgroundFeedback:
     graded. It starts its imports only when the first outcome arrives: before
     that the cores are better spent starting the fork server. :meth:`finish`
     waits for the queue, and raises what the writer raised.
+
+    nbgrader's converters ``chdir`` into the course folder while they run, for
+    the whole process: the engine's threads use absolute paths only.
     """
 
     def __init__(self, course_root: Path, assignment: str, meanwhile: Callable[[], None] | None = None):
