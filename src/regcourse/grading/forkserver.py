@@ -4,7 +4,9 @@ Importing nbgrader (nbconvert, nbformat's schema validation, SQLAlchemy, ...)
 costs about 2.5 s of CPU, more than grading a small notebook. Stock nbgrader
 pays it once per run because it grades everyone in one process, where one
 dead kernel or hung cell can take the whole run down. Here the imports are
-paid once per grading process: this server imports them, then ``fork()`` s a
+paid once per grading process: this server imports them, does once the
+first-use work every autograde would repeat (``autograde_job.warm_up``),
+freezes what it holds out of the garbage collector's reach, then ``fork()`` s a
 child per submission that runs stock nbgrader from a clean state, in its own
 session (so the engine can kill it and everything it started) and with its
 own environment, working folder and umask.
