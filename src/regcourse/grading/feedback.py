@@ -269,14 +269,6 @@ class FeedbackWriter:
         self.result.files[outcome.student] = _write_note_page(folder, assignment, self.notebooks, outcome)
 
 
-def generate_feedback(course_root: Path, assignment: str, outcomes: list[Outcome]) -> Feedback:
-    """HTML feedback for every outcome, under nbgrader's ``feedback/<student>/<assignment>/``."""
-    writer = FeedbackWriter(course_root, assignment)
-    for outcome in outcomes:
-        writer.write(outcome)
-    return writer.result
-
-
 class BackgroundFeedback:
     """A :class:`FeedbackWriter` on its own thread, fed outcomes while grading goes on.
 
