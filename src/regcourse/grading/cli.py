@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
 import sys
 import threading
 import time
@@ -35,14 +34,6 @@ if TYPE_CHECKING:  # nbconvert takes seconds to import: only once grading is und
     from .feedback import Feedback
 
 EXIT_OK, EXIT_GRADER_FAILED, EXIT_CANNOT_START = 0, 1, 2
-
-
-def default_workers() -> int:
-    """The cores this process may run on (a container's share, not the host's count)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # macOS, Windows
-        return max(1, os.cpu_count() or 1)
 
 
 @dataclass
@@ -132,8 +123,7 @@ def grade_assignment(course_root: Path, assignment: str, *, submissions: Path | 
 
     console = console or Console(stderr=True, soft_wrap=True)
     course = Course.open(course_root)
-    course.check_assignment(assignment)  # a CourseError now, before anything starts
-    collected = collect(course.root, assignment, submissions)
+    collected = collect(course.root, assignment, submissions)  # first checks the assignment: a CourseError now
     console.print(f"{assignment}: {len(collected.refs)} submissions to grade"
                   + (f", {len(collected.problems)} problems listed at the end" if collected.problems else ""),
                   highlight=False)
@@ -146,7 +136,7 @@ def grade_assignment(course_root: Path, assignment: str, *, submissions: Path | 
         feedback_writer.submit(outcome)
 
     with ProgressReporter(len(collected.refs), assignment, console=console, live=live) as progress:
-        outcomes = grade_many(course.root, collected.refs, limits, workers=workers or default_workers(),
+        outcomes = grade_many(course.root, collected.refs, limits, workers=workers,
                               scheduler=scheduler, on_result=on_result) if collected.refs else []
     seconds = time.monotonic() - start
     feedback = feedback_writer.finish()
@@ -199,6 +189,8 @@ def _positive(kind):
 
 
 def parser() -> argparse.ArgumentParser:
+    from .engine import default_workers
+
     defaults = Limits()
     top = argparse.ArgumentParser(prog="regcourse", description="Tools of the regularization course.")
     commands = top.add_subparsers(dest="command", required=True)

@@ -474,10 +474,10 @@ def _finish(outcome: Outcome, attempt: _Attempt, limits: Limits) -> None:
 # -- grade_many -------------------------------------------------------------------------------
 
 def default_workers() -> int:
-    """One worker per core this process may use."""
+    """One worker per core this process may use (a container's share, not the host's count)."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:
+    except AttributeError:  # macOS, Windows
         return max(1, os.cpu_count() or 1)
 
 

@@ -86,11 +86,16 @@ def watch_reads(course_root: str, cwd: str, allowed: list[str]) -> None:
     sys.addaudithook(hook)
 
 
-def reads() -> str:
-    """The course files student code tried to read since the last call."""
+def _take_reads() -> list[str]:
+    """The course files student code tried to read since the last report; forgotten once reported."""
     found = list(_reads)
     del _reads[:]
-    return json.dumps({"reads": found})
+    return found
+
+
+def reads() -> str:
+    """The course files student code tried to read since the last call."""
+    return json.dumps({"reads": _take_reads()})
 
 
 def _protected_names() -> list[str]:
@@ -212,9 +217,7 @@ def check() -> str:
     shell = _shell()
     if shell is not None and "shell_class" in _state:
         replaced += _restore_shell(shell)
-    found = list(_reads)
-    del _reads[:]
-    return json.dumps({"replaced": replaced, "reads": found})
+    return json.dumps({"replaced": replaced, "reads": _take_reads()})
 
 
 def _restore_shell(shell) -> list[str]:

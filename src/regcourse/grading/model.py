@@ -33,7 +33,6 @@ class Limits:
     notebook_timeout_s: int = 900
     memory_bytes: int = 4 * 1024**3   # resident memory of the kernel (not address space: TensorFlow reserves lots)
     output_bytes: int = 1024**2       # stored output per cell; the rest is truncated
-    network: bool = False             # student code gets no network where the platform allows it
 
 
 @dataclass
