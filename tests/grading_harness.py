@@ -8,9 +8,10 @@ restores into each submission); submissions are written under
 assignment grades them all; scores are read back through nbgrader's
 ``Gradebook`` API.
 
-Submissions are built from the instructor notebook: the cells named by
-grade id are replaced with a variant's code, everything else is the
-reference. Test cells are restored by nbgrader from the gradebook anyway.
+Submissions are built as students hand them in: the released exercise with
+its answer cells filled in, by the instructor's solution or, in the cells a
+variant names, by the variant's code. nbgrader restores the hidden tests into
+the test cells when it grades.
 Variant submissions skip the ungraded ``experiment`` cell (a few seconds of
 training each, and no test reads it): the instructor notebook, graded twice,
 still runs it, so the experiment is covered.
@@ -91,15 +92,22 @@ def grade_ids(nb) -> dict[str, nbformat.NotebookNode]:
 
 
 def build_submission(course: Path, sub: Submission) -> None:
-    if sub.release:
-        nb = nbformat.read(course / "exercises" / sub.assignment / f"{sub.assignment}.ipynb", 4)
-    else:
-        nb = nbformat.read(course / "solutions" / sub.assignment / f"{sub.assignment}.ipynb", 4)
+    """Write ``sub`` as a student would hand it in: the released exercise, its answer cells filled in.
+
+    Answer cells get the instructor's solution, or the variant's code where it
+    replaces one; test cells stay as released (nbgrader restores the hidden
+    tests when it grades).
+    """
+    nb = nbformat.read(course / "exercises" / sub.assignment / f"{sub.assignment}.ipynb", 4)
+    if not sub.release:
+        solution = grade_ids(nbformat.read(course / "solutions" / sub.assignment / f"{sub.assignment}.ipynb", 4))
         cells = grade_ids(nb)
         for grade_id, source in sub.replacements.items():
             if grade_id not in cells or not cells[grade_id].metadata["nbgrader"].get("solution"):
                 raise KeyError(f"{sub.student}: {grade_id!r} is not a solution cell of {sub.assignment}")
-            cells[grade_id].source = source.strip("\n")
+        for grade_id, cell in cells.items():
+            if cell.metadata["nbgrader"].get("solution"):
+                cell.source = sub.replacements.get(grade_id, solution[grade_id].source).strip("\n")
         if sub.skip_experiment and EXPERIMENT_CELL in cells:
             cells[EXPERIMENT_CELL].source = "# experiment not run: this submission exercises the graded cells only"
     target = course / "submitted" / sub.student / sub.assignment
@@ -107,13 +115,27 @@ def build_submission(course: Path, sub: Submission) -> None:
     nbformat.write(nb, target / f"{sub.assignment}.ipynb")
 
 
-def nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    env.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+def plain_environment() -> dict[str, str]:
+    """What an instructor's plain shell gives nbgrader: the venv on PATH, a HOME, nothing else.
+
+    None of the variables that ``make test`` exports (``TF_CPP_MIN_LOG_LEVEL``,
+    ...) reaches the grader: the course's own ``nbgrader_config.py`` must make
+    grading correct by itself.
+    """
+    return {
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/bin", "/bin"]),
+        "HOME": os.environ.get("HOME", "/root"),
+    }
+
+
+def nbgrader(course: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Stock nbgrader in ``course``, from a plain environment unless ``env`` is given."""
     result = subprocess.run(
-        [sys.executable, "-m", "nbgrader", *args], cwd=course, env=env, capture_output=True, text=True
+        [sys.executable, "-m", "nbgrader", *args],
+        cwd=course,
+        env=plain_environment() if env is None else env,
+        capture_output=True,
+        text=True,
     )
     if result.returncode != 0:
         raise RuntimeError(f"nbgrader {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")

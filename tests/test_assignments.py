@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 
 import nbformat
@@ -28,27 +29,43 @@ from grading_harness import (
     submissions_for,
     variant_module,
 )
+from regcourse.grading.judge import is_judged
 from regression import RESULTS, compare, write_reference
 
-ASSIGNMENTS = assignments()
+#: ``REGCOURSE_TEST_ONLY=a2_penalties,a3_dropout`` grades only those (while working on one).
+ONLY = [a for a in os.environ.get("REGCOURSE_TEST_ONLY", "").split(",") if a]
+ASSIGNMENTS = [a for a in assignments() if not ONLY or a in ONLY]
 SUBMISSIONS = {a: submissions_for(a) for a in ASSIGNMENTS}
 HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", re.S)
 SOLUTION = re.compile(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", re.S)
 
 
 def _grade(root, assignment):
+    """The assignment's submissions graded by stock nbgrader, and, if it is judged, by the engine too.
+
+    Both start from the same released course and submissions, in two folders.
+    """
+    from regcourse.grading.engine import grade_many
+    from regcourse.grading.model import SubmissionRef
+
     course = root / assignment
     course.mkdir()
     make_course(course, [assignment])
     for sub in SUBMISSIONS[assignment]:
         build_submission(course, sub)
+    engine_course = shutil.copytree(course, root / f"{assignment}-engine")
     nbgrader(course, "autograde", assignment)
-    return course
+    if not is_judged(assignment):
+        return course, None, []
+    refs = [SubmissionRef(sub.student, assignment) for sub in SUBMISSIONS[assignment]]
+    # one worker: the assignments are already graded side by side, one per core
+    outcomes = grade_many(engine_course, refs, workers=1)
+    return course, engine_course, outcomes
 
 
 @pytest.fixture(scope="session")
-def courses(tmp_path_factory):
-    """Every submission of every assignment autograded once, by stock nbgrader.
+def graded_twice(tmp_path_factory):
+    """Every submission of every assignment autograded by stock nbgrader and by the engine.
 
     Each assignment is its own course directory (and SQLite gradebook), so the
     assignments are graded side by side, one process per core.
@@ -60,6 +77,12 @@ def courses(tmp_path_factory):
     with ThreadPoolExecutor(max_workers=workers) as pool:
         graded = list(pool.map(lambda a: _grade(root, a), order))
     return dict(zip(order, graded))
+
+
+@pytest.fixture(scope="session")
+def courses(graded_twice):
+    """assignment -> the course folder graded by stock nbgrader."""
+    return {a: course for a, (course, _, _) in graded_twice.items()}
 
 
 def _cases(kind):
@@ -95,10 +118,26 @@ def test_correct_alternative_gets_full_marks(courses, assignment, sub):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("assignment, sub", _cases("wrong-"))
-def test_plausible_mistake_loses_points(courses, assignment, sub):
+def test_plausible_mistake_loses_exactly_its_own_cells(courses, assignment, sub):
+    """One mistake, one charge: the cells it names lose points, and (judged assignments) no other cell does."""
     result = scores(courses[assignment], assignment, sub.student)
-    kept = [cell for cell in sub.must_lose if result[cell][0] >= result[cell][1]]
-    assert not kept, f"{sub.student} kept full marks on {kept}"
+    lost = sorted(cell for cell, (score, points) in result.items() if score < points)
+    if is_judged(assignment):
+        assert lost == sorted(sub.must_lose), f"{sub.student} lost {lost}, expected {sorted(sub.must_lose)}"
+    else:  # not judged yet: its variants name the cells that must lose, not yet every cell that does
+        assert set(sub.must_lose) <= set(lost), f"{sub.student} kept full marks on {set(sub.must_lose) - set(lost)}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("assignment", [a for a in ASSIGNMENTS if is_judged(a)])
+def test_stock_nbgrader_and_regcourse_grade_give_identical_scores(graded_twice, assignment):
+    """On every (honest) variant submission: the judge outside the kernel agrees with stock nbgrader."""
+    course, engine_course, outcomes = graded_twice[assignment]
+    for outcome in outcomes:
+        assert outcome.status.value == "graded", (outcome.student, outcome.status, outcome.messages)
+        assert [f for f in outcome.flags if not f.startswith("needs manual grading")] == [], (outcome.student, outcome.flags)
+        stock = scores(course, assignment, outcome.student)
+        assert scores(engine_course, assignment, outcome.student) == stock, outcome.student
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
@@ -164,3 +203,4 @@ def test_solution_notebook_matches_reviewed_result(courses, assignment, request)
     assert reference_path.exists(), f"no reviewed result for {assignment}: run `make regen-results`"
     diff = compare(nbformat.read(reference_path, 4), executed)
     assert not diff, f"{assignment} output differs from its reviewed result:\n{diff}"
+

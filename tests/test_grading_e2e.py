@@ -130,7 +130,7 @@ def test_feedback_shows_results_but_never_a_hidden_test(parallel, outcomes, case
 def test_a_failing_hidden_test_shows_its_message_and_no_source(parallel):
     course, _ = parallel
     text = _feedback_text(course, "hidden_only_fails")
-    assert "AssertionError: l1_penalty on a grid" in text
+    assert "HiddenTestFailure: l1_penalty on a grid" in text
     assert "(raised by a hidden test)" in text
     assert "hidden_grid" not in text
     wrong = _feedback_text(course, "wrong")  # its visible test fails: the student may see which

@@ -141,3 +141,34 @@ WRONG = {
         ["test_bias_variance_errors"],
     ),
 }
+
+# Mistakes against the contract's edge cases, added with the judged hidden tests.
+WRONG.update({
+    "rejects-a-single-model": (
+        {"bias_variance": _mutate(
+            '    average_model = ',
+            '    if predictions.shape[0] < 2:\n        raise ValueError("need at least two models")\n'
+            '    average_model = ')},
+        ["test_bias_variance"],
+    ),
+    "returns-the-mse-as-a-third-value": (
+        {"bias_variance": _mutate(
+            "return float(bias_squared), float(variance)",
+            "return float(bias_squared), float(variance), float(bias_squared + variance)")},
+        ["test_bias_variance", "test_bias_variance_errors"],
+    ),
+    "validates-numpy-arrays-only": (
+        {"bias_variance": _TF.replace(
+            "    if p.shape.rank != 2:",
+            "    if isinstance(predictions, tf.Tensor):\n        pass\n    elif p.shape.rank != 2:").replace(
+            "    if f.shape.rank != 1 or f.shape[0] != p.shape[1]:",
+            "    if isinstance(targets, tf.Tensor):\n        pass\n    elif f.shape.rank != 1 or f.shape[0] != p.shape[1]:")},
+        ["test_bias_variance_errors"],
+    ),
+    "lets-length-1-targets-broadcast": (
+        {"bias_variance": _mutate(
+            "targets.shape[0] != predictions.shape[1]",
+            "targets.shape[0] not in (1, predictions.shape[1])")},
+        ["test_bias_variance_errors"],
+    ),
+})

@@ -65,10 +65,13 @@ L2_NORM_SOLUTION = '''def l2_norm(w):
     return float(np.sqrt(np.sum(np.square(w))))
     ### END SOLUTION'''
 
+# The hidden tests are judged (regcourse.grading.checks.mini): under `regcourse grade` the
+# kernel only records what the functions return; the comparison runs in the grader.
 L2_NORM_TEST = '''np.testing.assert_allclose(l2_norm([3.0, 4.0]), 5.0, rtol=1e-12)
 ### BEGIN HIDDEN TESTS
-hidden_weights = np.arange(12.0).reshape(3, 4)  # hidden-probe-l2
-np.testing.assert_allclose(l2_norm(hidden_weights), np.sqrt(506.0), rtol=1e-12, err_msg="l2_norm of a 3x4 matrix")
+# hidden-probe-l2
+from regcourse.grading.judge import hidden_check
+hidden_check("mini", "test_l2_norm", globals())
 ### END HIDDEN TESTS'''
 
 L1_PENALTY_SOLUTION = '''def l1_penalty(w, lam):
@@ -79,8 +82,9 @@ L1_PENALTY_SOLUTION = '''def l1_penalty(w, lam):
 
 L1_PENALTY_TEST = '''assert checking.relative_error(l1_penalty([1.0, -2.0], 0.5), 1.5) < checking.FLOAT32_RTOL
 ### BEGIN HIDDEN TESTS
-hidden_grid = np.linspace(-1.0, 1.0, 7)  # hidden-probe-l1
-assert checking.relative_error(l1_penalty(hidden_grid, 0.25), 1.0) < checking.FLOAT32_RTOL, "l1_penalty on a grid"
+# hidden-probe-l1
+from regcourse.grading.judge import hidden_check
+hidden_check("mini", "test_l1_penalty", globals())
 ### END HIDDEN TESTS'''
 
 
@@ -327,6 +331,11 @@ CASES: list[Case] = [
          Expected(Status.GRADED, 1.0, {"test_l2_norm": 1.0, "test_l1_penalty": 0.0}, flagged=True,
                   flag_words=("relative_error",))),
 ]
+
+# Submissions that try to forge a grade past the judge (imported here: they use the helpers above).
+from .judge_cases import JUDGE_CASES  # noqa: E402
+
+CASES += JUDGE_CASES
 
 
 def build_case(course: Path, case: Case) -> Path:

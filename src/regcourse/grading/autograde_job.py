@@ -64,6 +64,7 @@ def configure(app: AutogradeApp, spec: dict) -> None:
     guarded.iopub_timeout = spec["iopub_timeout"]
     guarded.kernel_name = spec["kernel_name"]
     guarded.sandbox_uid = spec.get("sandbox_uid", -1)
+    guarded.references_path = spec.get("references") or ""
     config.AsyncKernelManager.client_factory = PromptKernelClient
     if spec.get("transport") == "ipc":  # Unix sockets: they reach a kernel without network
         config.KernelManager.transport = "ipc"

@@ -46,7 +46,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-from regcourse.grading import forkserver, sandbox
+from regcourse.grading import forkserver, judge, sandbox
+from regcourse.grading.course import CourseError
 from regcourse.grading.model import Limits, Outcome, Status, SubmissionRef
 
 #: Runs per submission: the first, and one more for each cell that had to be stopped.
@@ -124,6 +125,7 @@ class _Job:
     root: Path
     uid: int = -1
     home: Path | None = None
+    references: Path | None = None  # the judge's reference records; None: the hidden tests run in the kernel
 
     @property
     def events(self) -> Path:
@@ -181,9 +183,10 @@ def _spec(course_root: Path, ref: SubmissionRef, limits: Limits, job: _Job, isol
     env = dict(os.environ)
     env["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(_write_kernelspec(job.root)), env.get("JUPYTER_PATH")]))
     env["JUPYTER_RUNTIME_DIR"] = str(job.home / "run" if job.home else job.root / "run")
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    env.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     env["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"
+    env.pop(judge.MODE_VARIABLE, None)
+    if job.references is not None:  # the kernel's hidden tests publish records; the grader judges them
+        env[judge.MODE_VARIABLE] = "record"
     sandbox_spec = {"isolate": isolate, "report": str(job.root / "isolation.json"), "course": str(course_root)}
     if isolate:
         sandbox_spec.update(
@@ -215,6 +218,7 @@ def _spec(course_root: Path, ref: SubmissionRef, limits: Limits, job: _Job, isol
         "sandbox_uid": job.uid if isolate else -1,
         "transport": "ipc" if isolate else None,
         "runtime_dir": env["JUPYTER_RUNTIME_DIR"],
+        "references": str(job.references) if job.references is not None else "",
     }
 
 
@@ -302,7 +306,8 @@ def _failure_reason(attempt: _Attempt) -> str:
     logged = [line for line in lines if "| ERROR]" in line]
     if logged:
         return logged[-1].split("]", 1)[1].strip()[:300]
-    return f"nbgrader exited with status {attempt.status}"
+    last = f"; its log ends: {lines[-1][:300]}" if lines else "; its log is empty"
+    return f"nbgrader exited with status {attempt.status}{last}"
 
 
 def _interpret(outcome: Outcome, events: list[dict], limits: Limits) -> bool:
@@ -340,6 +345,22 @@ def _interpret(outcome: Outcome, events: list[dict], limits: Limits) -> bool:
         elif kind == "reads":
             for path in event["paths"]:
                 outcome.flags.append(f"tried to read {path}: course files are not for student code")
+        elif kind == "judged":
+            outcome.judge_seconds += event.get("seconds", 0.0)
+        elif kind == "judge-error":
+            outcome.flags.append(f"the judge failed on {name} ({event['error']}); scored zero: review it")
+        elif kind == "forged-record":
+            outcome.flags.append(f"tampering: the hidden tests' record in {name} was forged or duplicated (scored zero)")
+        elif kind == "injected-output":
+            outcome.flags.append(f"tampering: output was injected into test {name} (ignored)")
+        elif kind == "silenced":
+            outcome.flags.append(f"tampering? the hidden tests of {name} vanished without an error (scored zero)")
+        elif kind == "visible-subverted":
+            outcome.flags.append(
+                f"tampering: the visible tests of {name} passed in the kernel, but the judge finds those cases wrong"
+            )
+        elif kind == "record-too-large":
+            outcome.messages.append(f"The tests of {name} recorded more than the grader accepts; the cell scores zero.")
         elif kind == "guard-failed":
             outcome.flags.append(f"tampering? the grader's integrity check could not run before {name}")
         elif kind == "edited":
@@ -362,6 +383,38 @@ def _interpret(outcome: Outcome, events: list[dict], limits: Limits) -> bool:
         elif kind == "changed":
             outcome.flags.append(f"cell '{event['cell']}': {event['attr']} changed from {event['old']} to {event['new']} (restored)")
     return limit_hit
+
+
+# -- the judge's reference ------------------------------------------------------------------
+
+_references_lock = threading.Lock()
+
+
+def reference_records(course_root: Path, assignment: str) -> Path | None:
+    """The file of the judge's reference records for ``assignment``; None if its tests are not judged.
+
+    Computed when absent in a fresh process (nothing of the grader's state
+    reaches the reference; see ``judge.main``), then cached per instructor
+    notebook and checks (``judge.reference_path``) under the course root,
+    which the sandbox hides from kernels. Raises ``CourseError`` when the
+    reference solution cannot be probed: that is the course's fault, and
+    grading every student zero for it would be wrong.
+    """
+    if not judge.is_judged(assignment):
+        return None
+    import subprocess
+
+    with _references_lock:
+        path = judge.reference_path(assignment, course_root)
+        if not path.is_file():
+            result = subprocess.run(
+                [sys.executable, "-P", "-m", "regcourse.grading.judge", str(course_root), assignment],
+                cwd=course_root, capture_output=True, text=True,
+            )
+            if result.returncode != 0 or not path.is_file():
+                tail = "\n".join(result.stderr.strip().splitlines()[-5:])
+                raise CourseError(f"the reference solution of {assignment} could not be probed for the judge:\n{tail}")
+        return path
 
 
 # -- grade_one --------------------------------------------------------------------------------
@@ -398,6 +451,7 @@ def grade_one(course_root: Path, ref: SubmissionRef, limits: Limits = Limits()) 
     try:
         if _refuse(ref, outcome):
             return outcome
+        job.references = reference_records(course_root, ref.assignment)
         if isolate:
             job.uid = sandbox.kernel_uid()
             job.home = sandbox.make_kernel_home(job.uid)
@@ -516,6 +570,8 @@ def grade_many(
         raise ValueError(f"each submission may be graded once per batch; listed more than once: {', '.join(twice)}")
     course_root = Path(course_root).resolve()
     _prepare_gradebook(course_root)
+    for assignment in sorted({r.assignment for r in refs}):  # before anything runs: a course error stops here
+        reference_records(course_root, assignment)
     outcomes: list[Outcome | None] = [None] * len(refs)
     if scheduler:
         from dask.distributed import Client, as_completed as dask_completed

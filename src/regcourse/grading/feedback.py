@@ -35,6 +35,7 @@ from nbgrader import utils as nbgrader_utils
 from nbgrader.preprocessors import ClearHiddenTests
 from traitlets import Dict, List, Unicode
 
+from . import judge
 from .course import Course
 from .model import Outcome, Status
 
@@ -143,7 +144,9 @@ class ShortenTestTracebacks(_Enabled):
             if output.get("output_type") != "error":
                 continue
             line = _failing_line(output.get("traceback", []))
-            if line is None:
+            if output.get("ename") == judge.HiddenTestFailure.__name__:  # the judge's verdict
+                where = "a hidden test"
+            elif line is None:
                 where = "a test in this cell"
             elif any(start <= line <= end for start, end in regions):
                 where = "a hidden test"

@@ -43,6 +43,7 @@ class Outcome:
     score: float = 0.0
     max_score: float = 0.0
     seconds: float = 0.0
+    judge_seconds: float = 0.0  # of ``seconds``, what the judge took (outside the kernel)
     flags: list[str] = field(default_factory=list)     # for the instructor's review (tampering, edited tests, ...)
     messages: list[str] = field(default_factory=list)  # lines that also go into the student's feedback
     test_results: dict[str, tuple[float, float]] = field(default_factory=dict)  # grade id -> (score, max)

@@ -12,7 +12,11 @@ that the engine reads afterwards; nbgrader's own behaviour is otherwise kept.
   limits, a cap on stored output while it arrives, cells the engine asked to
   skip (they ran out of memory, killed the kernel, or hung in an earlier
   attempt) get an error output instead of running, and before every test cell
-  the kernel's checking helpers are restored (see ``kernel_guard``).
+  the kernel's checking helpers are restored (see ``kernel_guard``). A test
+  cell whose hidden tests are judged (``regcourse.grading.judge``) is scored
+  by the judge, here, outside the kernel: its record is taken from the cell's
+  outputs and compared with the reference record, and the cell's outputs are
+  replaced by the verdict (the kernel's own outputs kept as inert text).
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from nbgrader import utils
 from nbgrader.api import Gradebook
 from nbgrader.preprocessors import Execute, OverwriteCells
 from traitlets import Bool, Enum, Float, Integer, Unicode
+
+from regcourse.grading import judge
 
 #: The names under which the guard module is reached from a user expression.
 _GUARD = "__import__('regcourse.grading.kernel_guard').grading.kernel_guard"
@@ -152,6 +158,7 @@ class GuardedExecute(Execute):
     # kill it rather than wait (nbclient's default) for a polite exit.
     shutdown_kernel = Enum(["graceful", "immediate"], default_value="immediate").tag(config=True)
     kernel_alive_poll_s = Float(0.1, help="how often a dead kernel is looked for while a cell runs").tag(config=True)
+    references_path = Unicode("", help="JSON of the reference records (judge.reference_records); empty: no judge").tag(config=True)
 
     def preprocess(self, nb, resources=None, km=None):
         self._skip = {}
@@ -164,6 +171,8 @@ class GuardedExecute(Execute):
         self.timeout_func = self._cell_timeout
         code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.source.strip()]
         self._last_code_cell = code[-1] if code else -1
+        self._references = json.loads(Path(self.references_path).read_text()) if self.references_path else {}
+        self._assignment = (resources or {}).get("nbgrader", {}).get("assignment")
         path = (resources or {}).get("metadata", {}).get("path")
         try:
             return super().preprocess(nb, resources, km)
@@ -232,6 +241,8 @@ class GuardedExecute(Execute):
             record_event(self.events_path, kind=kind, index=index, cell=_grade_id(cell))
         if any(i == index for i, _ in self._truncated):
             record_event(self.events_path, kind="truncated", index=index, cell=_grade_id(cell))
+        if is_test_cell(cell) and _grade_id(cell) in self._references:
+            self._judge(cell, index)
         if self.guard and utils.is_locked(cell) and not utils.is_grade(cell):
             self._kernel_call("observe", index)
         if self.guard and index == self._last_code_cell:  # reads after the last test cell
@@ -268,6 +279,71 @@ class GuardedExecute(Execute):
         if result.get("reads"):
             record_event(self.events_path, kind="reads", index=index, cell=cell_name, paths=result["reads"])
 
+    # -- the judge ----------------------------------------------------------
+    def _judge(self, cell, index: int) -> None:
+        """Score a test cell by the judge's verdict on its record; nothing the kernel said counts.
+
+        A cell that raised, or wrote to stderr, scores zero, as under stock
+        nbgrader (its last error and its stderr are kept). Otherwise it must hold exactly one record, for this
+        assignment and cell, published by its hidden tests. Its other outputs
+        become plain text (what the visible tests printed stays readable in
+        the feedback, but no stderr or ``execute_result`` of the kernel's
+        reaches nbgrader's scoring); then one error output carries the
+        judge's failures, or none when there are none: nbgrader scores exactly that.
+        """
+        started = time.perf_counter()
+        name = _grade_id(cell)
+        records = [o for o in cell.outputs if o.get("output_type") == "display_data" and judge.RECORD_MIME in o.get("data", {})]
+        errors = [o for o in cell.outputs if o.get("output_type") == "error"]
+        # as stock nbgrader scores them: stderr in a test cell fails it (honest submissions get the same score)
+        stderr = [o for o in cell.outputs if o.get("output_type") == "stream" and o.get("name") == "stderr"]
+        rest = [o for o in cell.outputs if not any(o is r for r in records) and o.get("output_type") != "error"
+                and not any(o is e for e in stderr)]
+        if any(o.get("output_type") in ("execute_result", "display_data") for o in rest):
+            # a test cell's code displays nothing: something else published into it
+            record_event(self.events_path, kind="injected-output", index=index, cell=name)
+        kept = [o for o in map(_as_text, rest) if o is not None]
+        payload = records[0]["data"][judge.RECORD_MIME] if len(records) == 1 else None
+        if errors or stderr:
+            # An error (or stderr) scores zero, as in stock nbgrader, whoever wrote it: it can only lower
+            # a score. The hidden tests publish their record as the cell's last act, so a record beside
+            # an error was not theirs.
+            if records and errors:
+                record_event(self.events_path, kind="forged-record", index=index, cell=name, records=len(records))
+            record_event(self.events_path, kind="judged", index=index, cell=name, failures=1,
+                         seconds=time.perf_counter() - started)
+            cell.outputs = kept + stderr + errors[-1:]
+            return
+        if len(records) > 1 or payload is not None and (
+            not isinstance(payload, dict) or payload.get("assignment") != self._assignment or payload.get("cell") != name
+        ):
+            record_event(self.events_path, kind="forged-record", index=index, cell=name, records=len(records))
+            failures = ["the hidden tests' record was tampered with (more than one, or for another cell)"]
+        elif payload is None:
+            # no record and no error: the hidden tests were skipped or their error swallowed
+            record_event(self.events_path, kind="silenced", index=index, cell=name)
+            failures = ["the hidden tests did not run to the end (nothing was recorded)"]
+        else:
+            try:
+                result = judge.verdict(self._assignment, name, payload.get("record"), self._references[name])
+            except Exception as error:  # a record the judge did not foresee: this cell, not the batch
+                record_event(self.events_path, kind="judge-error", index=index, cell=name,
+                             error=f"{type(error).__name__}: {error}"[:300])
+                result = judge.Verdict({}, {}, ["the grader could not judge what the tests recorded"])
+            failures = result.failures
+            visible = set(judge.checks_for(self._assignment)[name].visible)
+            if result.failed_keys & visible:  # (no error was raised: see above)
+                record_event(self.events_path, kind="visible-subverted", index=index, cell=name)
+        record_event(self.events_path, kind="judged", index=index, cell=name, failures=len(failures),
+                     seconds=time.perf_counter() - started)
+        cell.outputs = kept
+        if failures:
+            shown = failures[:10] + ([f"... and {len(failures) - 10} more"] if len(failures) > 10 else [])
+            cell.outputs.append(NotebookNode(
+                output_type="error", ename=judge.HiddenTestFailure.__name__, evalue="\n".join(shown),
+                traceback=[f"{judge.HiddenTestFailure.__name__}: hidden tests failed"] + shown,
+            ))
+
     # -- output -------------------------------------------------------------
     def output(self, outs, msg, display_id, cell_index):
         """Store output until the cell's budget is spent, then one truncation line per stream.
@@ -279,6 +355,12 @@ class GuardedExecute(Execute):
         if msg_type not in ("stream", "display_data", "update_display_data"):
             return super().output(outs, msg, display_id, cell_index)
         content = msg["content"]
+        if msg_type == "display_data" and judge.RECORD_MIME in content.get("data", {}):
+            size = len(json.dumps(content["data"]))
+            if size <= judge.MAX_RECORD_BYTES:  # not the student's output: its own budget
+                return super().output(outs, msg, display_id, cell_index)
+            record_event(self.events_path, kind="record-too-large", index=cell_index, bytes=size)
+            return None
         text = content.get("text", "") if msg_type == "stream" else None
         size = len(text) if text is not None else len(json.dumps(content.get("data", {})))
         used = self._output_sizes.get(cell_index, 0)
@@ -293,3 +375,18 @@ class GuardedExecute(Execute):
         note = f"\n... output truncated by the grader: more than {self.output_bytes} bytes ...\n"
         outs.append(NotebookNode(output_type="stream", name=name, text=kept + note))
         return None
+
+
+def _as_text(output) -> NotebookNode | None:
+    """A kernel output of a judged cell as inert stdout text, or None (nothing worth showing)."""
+    kind = output.get("output_type")
+    if kind == "stream":
+        text = output.get("text", "")
+    elif kind == "error":
+        text = f"{output.get('ename', 'Error')}: {output.get('evalue', '')}\n"
+    elif kind in ("execute_result", "display_data"):
+        text = output.get("data", {}).get("text/plain", "")
+        text = text + "\n" if text else ""
+    else:
+        text = ""
+    return NotebookNode(output_type="stream", name="stdout", text=text) if text else None

@@ -147,6 +147,8 @@ def write_reports(course_root: Path, assignment: str, outcomes: list[Outcome], s
     paths.run_json.write_text(json.dumps({
         "assignment": assignment, "submissions": summary.total, "grading_seconds": round(summary.seconds, 3),
         "feedback_seconds": round(summary.feedback_seconds, 3),
+        "submission_seconds": round(sum(o.seconds for o in outcomes), 3),
+        "judge_seconds": round(sum(o.judge_seconds for o in outcomes), 3),
         "per_status": {title: len(students) for title, students in summary.rows},
     }, indent=1) + "\n")
     totals, max_score, failures, graded = gradebook_results(course, assignment)

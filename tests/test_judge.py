@@ -1,0 +1,205 @@
+"""The judged hidden tests (``regcourse.grading.checks``), checked in-process, in seconds.
+
+For every assignment whose hidden tests are judged: the reference record
+passes its own judge; every correct variant of ``tests/assignment_variants``
+passes every check; every wrong variant fails exactly the checks it names;
+every check's contract lines appear in the released notebook. The variants'
+namespaces are built like the reference's (``judge.reference_namespace``):
+set-up cells, then the definitions of the solution cells with the variant's
+code in place; for an assignment whose checks grade what a solution cell
+computes at top level (a trained model: ``NEEDS_WHOLE_CELLS`` in its checks
+module), the notebook's cells run whole instead, as in the student's kernel.
+``tests/test_assignments.py`` grades the same variants end to
+end with nbgrader.
+
+Also the record format: what the kernel sends is validated on arrival.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib
+import json
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+
+from grading_harness import ROOT, assignments, variant_module
+from regcourse.grading import judge
+
+JUDGED = [a for a in assignments() if (ROOT / "src/regcourse/grading/checks" / f"{a}.py").is_file()]
+
+
+def _source(assignment: str) -> Path:
+    return ROOT / "solutions" / assignment / f"{assignment}.ipynb"
+
+
+@pytest.fixture(scope="module")
+def references():
+    return {}
+
+
+def _namespace(assignment: str, replacements: dict[str, str] | None = None) -> dict:
+    checks = importlib.import_module(f"{judge.CHECKS_PACKAGE}.{assignment}")
+    if not getattr(checks, "NEEDS_WHOLE_CELLS", False):
+        return judge.reference_namespace(_source(assignment), replacements)
+    # Every code cell but the test cells (the probes stand in for them), whole and in order.
+    ns: dict = {"__name__": "__main__"}
+    for cell in nbformat.read(_source(assignment), 4).cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type != "code" or meta.get("grade") and not meta.get("solution"):
+            continue
+        code = (replacements or {}).get(meta.get("grade_id"), cell.source)
+        try:
+            exec(compile(code, f"<{assignment} {meta.get('grade_id')}>", "exec"), ns)
+        except Exception:  # noqa: BLE001 (nbgrader goes on after a failing cell; the probes see what is left)
+            pass
+    return ns
+
+
+def _reference(references, assignment):
+    if assignment not in references:
+        ns = _namespace(assignment)
+        references[assignment] = {cell: judge.probe(assignment, cell, ns) for cell in judge.checks_for(assignment)}
+    return references[assignment]
+
+
+def _lost(assignment, reference, replacements) -> dict[str, list[str]]:
+    ns = _namespace(assignment, replacements)
+    failures = {cell: judge.judge(assignment, cell, judge.probe(assignment, cell, ns), reference[cell]) for cell in reference}
+    return {cell: f for cell, f in failures.items() if f}
+
+
+def _variants(kind):
+    params = []
+    for a in JUDGED:
+        module = variant_module(a)
+        for name, entry in getattr(module, kind).items():
+            params.append(pytest.param(a, name, entry, id=f"{a}-{name}"))
+    return params
+
+
+@pytest.mark.parametrize("assignment", JUDGED)
+def test_every_test_cell_is_judged_and_the_reference_passes(references, assignment):
+    nb = nbformat.read(_source(assignment), 4)
+    test_cells = {c.metadata["nbgrader"]["grade_id"] for c in nb.cells
+                  if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade")}
+    assert set(judge.checks_for(assignment)) == test_cells
+    reference = _reference(references, assignment)
+    for cell, record in reference.items():
+        assert record, f"{cell}: the probe recorded nothing"
+        missing = set(judge.checks_for(assignment)[cell].visible) - set(record)
+        assert not missing, f"{cell}: visible keys {missing} are not recorded"
+        raised = {k: v for k, v in judge.from_plain(record).items() if isinstance(v, judge.Raised)}
+        assert judge.judge(assignment, cell, record, record) == [], cell
+        # a reference that raised where it should not would make every student "right" to raise too
+        assert all(r.type in ("ValueError", "TypeError") for r in raised.values()), (cell, raised)
+
+
+@pytest.mark.parametrize("assignment", JUDGED)
+def test_every_hidden_test_cell_calls_its_check_and_holds_nothing_else(assignment):
+    nb = nbformat.read(_source(assignment), 4)
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type == "code" and meta.get("grade"):
+            hidden = cell.source.split("### BEGIN HIDDEN TESTS\n")[1].split("### END HIDDEN TESTS")[0]
+            lines = [line for line in hidden.splitlines() if line.strip() and not line.startswith("#")]
+            assert lines == [
+                "from regcourse.grading.judge import hidden_check",
+                f'hidden_check("{assignment}", "{meta["grade_id"]}", globals())',
+            ], meta["grade_id"]
+
+
+@pytest.mark.parametrize("assignment", JUDGED)
+def test_every_check_names_contract_lines_that_the_released_notebook_states(assignment):
+    released = nbformat.read(ROOT / "exercises" / assignment / f"{assignment}.ipynb", 4)
+    text = "\n".join(c.source for c in released.cells)
+    for cell, check in judge.checks_for(assignment).items():
+        assert check.contract, f"{cell} names no contract line"
+        missing = [line for line in check.contract if line not in text]
+        assert missing == [], f"{cell}: contract lines not in the notebook: {missing}"
+
+
+@pytest.mark.parametrize("assignment, name, replacements", _variants("CORRECT"))
+def test_a_correct_variant_passes_every_check(references, assignment, name, replacements):
+    assert _lost(assignment, _reference(references, assignment), replacements) == {}
+
+
+@pytest.mark.parametrize("assignment, name, entry", _variants("WRONG"))
+def test_a_wrong_variant_fails_exactly_the_checks_it_names(references, assignment, name, entry):
+    replacements, loses = entry
+    lost = _lost(assignment, _reference(references, assignment), replacements)
+    assert sorted(lost) == sorted(loses), lost
+
+
+# -- the record format ---------------------------------------------------------------------
+
+def test_records_round_trip_plain_values_arrays_and_exceptions():
+    rec = judge.Recorder()
+    rec.value("float", np.float32(0.5))
+    rec.value("nan", float("nan"))
+    rec.value("array", np.arange(6, dtype=np.float32).reshape(2, 3))
+    rec.value("nested", {"a": [1, True, None, "x"]})
+    rec.call("raised", lambda: int("x"))
+    decoded = judge.from_plain(json.loads(json.dumps(rec.entries)))
+    assert decoded["float"] == 0.5 and np.isnan(decoded["nan"])
+    assert decoded["array"].dtype == np.float32 and decoded["array"].shape == (2, 3)
+    assert decoded["nested"] == {"a": [1, True, None, "x"]}
+    assert decoded["raised"] == judge.Raised("ValueError", "invalid literal for int() with base 10: 'x'")
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"x": {"__array__": base64.b64encode(b"\0" * 7).decode(), "dtype": "float32", "shape": [2]}},
+        {"x": {"__array__": "", "dtype": "object", "shape": [0]}},
+        {"x": {"__array__": "", "dtype": "float32", "shape": [-1]}},
+        {"x": {"__float__": "1e999"}},
+        [1, 2, 3],
+    ],
+    ids=["bytes-shape-mismatch", "object-dtype", "negative-shape", "bad-float", "not-a-mapping"],
+)
+def test_a_malformed_record_fails_the_cell_with_a_message(bad):
+    failures = judge.judge("mini", "test_l2_norm", bad, {"vector": 5.0, "matrix": 22.5})
+    assert len(failures) == 1 and "could not read" in failures[0]
+
+
+def test_a_value_that_is_no_plain_data_is_recorded_as_an_error():
+    rec = judge.Recorder()
+    rec.call("object", lambda: object())
+    assert judge.from_plain(rec.entries)["object"].type == "RecordError"
+
+
+# -- the implementation policy ---------------------------------------------------------------
+
+def _library_mean(values):
+    return sum(values) / len(values)
+
+
+def test_a_call_into_an_off_limits_function_is_recorded_however_it_was_reached():
+    alias = _library_mean  # imported before the watch began
+
+    class Wrapper:
+        def __call__(self, values):
+            return alias(values)
+
+    rec = judge.Recorder()
+    rec.call("direct", lambda: _library_mean([1, 2]), off_limits={"the library mean": _library_mean})
+    rec.call("alias", lambda: Wrapper()([1, 2]), off_limits={"the library mean": _library_mean})
+    rec.call("own", lambda: sum([1, 2]) / 2, off_limits={"the library mean": _library_mean})
+    decoded = judge.from_plain(rec.entries)
+    for key in ("direct", "alias"):
+        assert decoded[key] == judge.Raised(
+            "OffLimits", "it calls the library mean, which this assignment asks you to implement yourself")
+    assert decoded["own"] == 1.5
+
+
+def test_switching_the_watch_off_is_recorded_as_off_limits():
+    import sys
+
+    rec = judge.Recorder()
+    rec.call("evades", lambda: sys.setprofile(None) or _library_mean([1, 2]), off_limits={"mean": _library_mean})
+    assert judge.from_plain(rec.entries)["evades"].type == "OffLimits"
+    assert sys.getprofile() is None
