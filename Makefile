@@ -19,7 +19,7 @@ PACKAGE_STAMP := _build/.package-stamp
 
 ASSIGNMENT_IDS = $(shell sed -n 's/^    "\(a[0-9]_[a-z_]*\)",$$/\1/p' nbgrader_config.py)
 
-.PHONY: install book test clean regen-results assignments benchmark
+.PHONY: install book test clean regen-results assignments benchmark student-kit
 
 install: $(INSTALLED)
 
@@ -50,6 +50,12 @@ regen-results: book
 # exercises/ is always the output of stock nbgrader on solutions/ (checked by the tests).
 assignments: $(INSTALLED)
 	for id in $(ASSIGNMENT_IDS); do $(BIN)/nbgrader generate_assignment $$id --force || exit 1; done
+
+# What students receive: _build/student-kit/ (push it as the student repository that
+# _config.yml's repository.url names) and _build/student-kit.zip. The chapters' outputs
+# come from the book build; the kit is scanned for leaks before it is written.
+student-kit: book
+	$(BIN)/python -m regcourse.student_kit
 
 benchmark: $(INSTALLED)
 	$(BIN)/python benchmarks/autograde_times.py

@@ -52,6 +52,24 @@ c.Execute.kernel_name = "python3"
 # (print, warnings, tracebacks) is captured as before.
 c.Execute.extra_arguments = ["--IPKernelApp.capture_fd_output=False"]
 
+# Stock `nbgrader generate_feedback` (and the formgrader's feedback) writes feedback as
+# `regcourse grade` does (regcourse.grading.feedback; tests/test_student_kit.py keeps the two
+# lists equal): each test's result, never a hidden test's source. The hidden regions are
+# cleared from the test cells; a failing test cell's traceback, whose frames would quote the
+# hidden test (or the hidden checks it calls), becomes `ExceptionName: message` saying whether
+# a visible or a hidden test raised it; a hidden-test line that reached an output is redacted;
+# the student's own HTML and scripts are made inert. Named as strings: nbgrader imports them
+# only when it writes feedback.
+c.GenerateFeedback.preprocessors = [
+    "regcourse.grading.feedback.RedactHiddenTests",
+    "regcourse.grading.feedback.ShortenTestTracebacks",
+    "regcourse.grading.feedback.TolerantClearHiddenTests",
+    "regcourse.grading.feedback.InertStudentContent",
+    "nbgrader.preprocessors.GetGrades",  # nbgrader's defaults, in its order
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+]
+c.HTMLExporter.skip_svg_encoding = False  # SVG as <img src="data:...">: its scripts never run
+
 c.ClearSolutions.code_stub = {
     "python": "# YOUR CODE HERE\nraise NotImplementedError()",
 }

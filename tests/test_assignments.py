@@ -29,7 +29,6 @@ from grading_harness import (
     submissions_for,
     variant_module,
 )
-from regcourse.grading.judge import is_judged
 from regression import RESULTS, compare, write_reference
 
 #: ``REGCOURSE_TEST_ONLY=a2_penalties,a3_dropout`` grades only those (while working on one).
@@ -41,7 +40,7 @@ SOLUTION = re.compile(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", re.S)
 
 
 def _grade(root, assignment):
-    """The assignment's submissions graded by stock nbgrader, and, if it is judged, by the engine too.
+    """The assignment's submissions graded twice: by stock nbgrader, and by ``regcourse grade``'s engine.
 
     Both start from the same released course and submissions, in two folders.
     """
@@ -55,8 +54,6 @@ def _grade(root, assignment):
         build_submission(course, sub)
     engine_course = shutil.copytree(course, root / f"{assignment}-engine")
     nbgrader(course, "autograde", assignment)
-    if not is_judged(assignment):
-        return course, None, []
     refs = [SubmissionRef(sub.student, assignment) for sub in SUBMISSIONS[assignment]]
     # one worker: the assignments are already graded side by side, one per core
     outcomes = grade_many(engine_course, refs, workers=1)
@@ -119,17 +116,14 @@ def test_correct_alternative_gets_full_marks(courses, assignment, sub):
 @pytest.mark.slow
 @pytest.mark.parametrize("assignment, sub", _cases("wrong-"))
 def test_plausible_mistake_loses_exactly_its_own_cells(courses, assignment, sub):
-    """One mistake, one charge: the cells it names lose points, and (judged assignments) no other cell does."""
+    """One mistake, one charge: the cells it names lose points, and no other cell does."""
     result = scores(courses[assignment], assignment, sub.student)
     lost = sorted(cell for cell, (score, points) in result.items() if score < points)
-    if is_judged(assignment):
-        assert lost == sorted(sub.must_lose), f"{sub.student} lost {lost}, expected {sorted(sub.must_lose)}"
-    else:  # not judged yet: its variants name the cells that must lose, not yet every cell that does
-        assert set(sub.must_lose) <= set(lost), f"{sub.student} kept full marks on {set(sub.must_lose) - set(lost)}"
+    assert lost == sorted(sub.must_lose), f"{sub.student} lost {lost}, expected {sorted(sub.must_lose)}"
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("assignment", [a for a in ASSIGNMENTS if is_judged(a)])
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_stock_nbgrader_and_regcourse_grade_give_identical_scores(graded_twice, assignment):
     """On every (honest) variant submission: the judge outside the kernel agrees with stock nbgrader."""
     course, engine_course, outcomes = graded_twice[assignment]

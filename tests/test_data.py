@@ -7,10 +7,9 @@ import pytest
 
 from regcourse import data as data_module
 from regcourse.data import (
-    HOLDOUT_PER_CLASS,
     N_CLASSES,
+    RESERVED_PER_CLASS,
     available_digits,
-    load_grading_holdout,
     load_mnist,
 )
 
@@ -30,10 +29,16 @@ def no_network(monkeypatch):
 
 def test_bundled_loader_never_touches_the_network(no_network):
     data_module._bundled_digits.cache_clear()
-    data_module._bundled_pool_and_holdout.cache_clear()
+    data_module._bundled_pool_and_reserved.cache_clear()
     split = load_mnist(200, 100, 100, seed=3)
     assert split.sizes() == {"train": 200, "val": 100, "test": 100}
-    load_grading_holdout()
+    data_module._bundled_pool_and_reserved()
+
+
+def test_the_student_facing_data_module_hands_out_no_holdout():
+    """The holdout is the grader's (regcourse.grading.holdout): nothing public here returns it."""
+    assert not hasattr(data_module, "load_grading_holdout")
+    assert [name for name in vars(data_module) if "holdout" in name.lower()] == []
 
 
 def test_network_guard_catches_a_real_download_attempt(no_network):
@@ -78,8 +83,9 @@ def test_images_are_float32_in_unit_range_and_can_be_unflattened():
 
 
 def test_holdout_is_never_returned_by_load_mnist():
-    x_hold, y_hold = load_grading_holdout()
-    np.testing.assert_array_equal(np.bincount(y_hold), [HOLDOUT_PER_CLASS] * N_CLASSES)
+    """The reserved digits (the default grading holdout, regcourse.grading.holdout) are in no split."""
+    _, (x_hold, y_hold) = data_module._bundled_pool_and_reserved()
+    np.testing.assert_array_equal(np.bincount(y_hold), [RESERVED_PER_CLASS] * N_CLASSES)
     everything = load_mnist(3000, 500, available_digits() - 3500)
     pool = np.concatenate([everything.x_train, everything.x_val, everything.x_test])
     both = np.concatenate([pool, x_hold])

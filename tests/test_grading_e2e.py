@@ -8,7 +8,9 @@ Limits are small so the hostile cases cost seconds: 10 s per cell, 60 s per
 notebook, 768 MiB of kernel memory. The memory bomb asks for 1.5 GiB; printing
 100 MiB peaks at about 450 MiB in the kernel (output buffers), which must stay
 under the cap; and on a small VM memory is faulted in at 150-250 MB/s, so the
-bomb needs a few seconds to reach the cap, within the cell limit.
+bomb needs a few seconds to reach the cap, within the cell limit. The kernels'
+sandbox gets small limits too (``sandbox_cases.CORPUS_SANDBOX_LIMITS``), which
+the corpus' fork bomb and disk filler reach in a second.
 """
 
 from __future__ import annotations
@@ -24,6 +26,15 @@ from pathlib import Path
 import pytest
 
 from grading_corpus import ASSIGNMENT, CASES, HIDDEN_MARKERS, MAX_SCORE, NOTEBOOK, build_corpus, canvas_export
+from grading_corpus.sandbox_cases import (
+    OUTSIDE_TARGET_MODE,
+    PTH_PROBE,
+    WRITTEN_MARKER,
+    corpus_sandbox_limits,
+    heir_findings,
+    outside_target,
+    printed,
+)
 from grading_harness import COURSE_ID
 from regcourse.grading.cli import EXIT_CANNOT_START, EXIT_GRADER_FAILED, EXIT_OK, grade_assignment, main
 from regcourse.grading.model import Limits, Status
@@ -36,7 +47,8 @@ HIDDEN_BLOCK = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", 
 def _grade(template: Path, folder: Path, workers: int):
     course = shutil.copytree(template, folder)
     build_corpus(course)
-    run = grade_assignment(course, ASSIGNMENT, workers=workers, limits=LIMITS, live=False)
+    with corpus_sandbox_limits():
+        run = grade_assignment(course, ASSIGNMENT, workers=workers, limits=LIMITS, live=False)
     return course, run
 
 
@@ -156,6 +168,112 @@ def test_student_code_cannot_read_the_hidden_tests_or_solutions(parallel):
         assert secret not in printed, f"student code read {secret!r}"
 
 
+# -- the sandbox and the feedback under attack (issue 10; the cases are in grading_corpus/sandbox_cases.py) --
+
+SANDBOX_CASES = [c.student for c in CASES if c.student[:3] in ("aa_", "ab_", "ac_", "ad_", "ae_", "zz_")]
+
+
+@pytest.mark.parametrize("student", [c.student for c in CASES])
+def test_feedback_is_built_from_the_graded_notebook_alone(parallel, student):
+    """No file the kernel (or the student) put beside the notebook is copied to feedback/."""
+    course, _ = parallel
+    folder = course / "feedback" / student / ASSIGNMENT
+    assert sorted(p.name for p in folder.iterdir()) == [f"{ASSIGNMENT}.html"]
+    assert WRITTEN_MARKER not in (folder / f"{ASSIGNMENT}.html").read_text(encoding="utf-8")
+
+
+class _Elements:
+    """Every element of an HTML page, with its attributes, and the text of its script and style elements."""
+
+    def __init__(self, page: str):
+        from html.parser import HTMLParser
+
+        self.elements: list[tuple[str, dict]] = []
+        self.code: list[str] = []
+        elements, code = self.elements, self.code
+
+        class Parser(HTMLParser):
+            def handle_starttag(self, tag, attrs):
+                elements.append((tag, {k: v or "" for k, v in attrs}))
+
+            def handle_data(self, data):
+                if elements and elements[-1][0] in ("script", "style"):
+                    code.append(data)
+
+        Parser(convert_charrefs=True).feed(page)
+
+    def count(self, tag: str) -> int:
+        return sum(1 for t, _ in self.elements if t == tag)
+
+
+def test_student_html_and_scripts_are_inert_in_feedback(parallel):
+    """Stored XSS: nothing the student's notebook displayed can run where its feedback is opened."""
+    course, _ = parallel
+    page = (course / "feedback" / "ad_feedback_xss" / ASSIGNMENT / f"{ASSIGNMENT}.html").read_text(encoding="utf-8")
+    plain = (course / "feedback" / "correct" / ASSIGNMENT / f"{ASSIGNMENT}.html").read_text(encoding="utf-8")
+    hostile, template = _Elements(page), _Elements(plain)
+    for tag in ("script", "style", "link", "meta", "base"):  # only the template's own
+        assert hostile.count(tag) == template.count(tag), tag
+    assert sorted(hostile.code) == sorted(template.code)
+    for tag, attrs in hostile.elements:
+        assert tag not in ("iframe", "object", "embed", "form", "svg", "math"), tag
+        for name, value in attrs.items():
+            assert not name.startswith("on"), (tag, attrs)
+            assert "javascript:" not in value.replace(" ", "").lower(), (tag, attrs)
+            if name == "src":
+                assert value.startswith("data:") or (tag == "script" and value in {a.get("src") for t, a in template.elements}), (tag, attrs)
+    text = _feedback_text(course, "ad_feedback_xss")
+    # the harmless parts are shown (once in the cell's source, once rendered), a script's output as text
+    for shown in ("bold-from-student", "link-from-student", "repr-from-student", "md-output-from-student"):
+        assert text.count(shown) >= 2, shown
+    assert "md-cell-from-student" in text and "<IPython.core.display.Javascript object>" in text
+    assert "widget-state" not in page and "owned'" not in page.replace("&#x27;", "'").split("<body", 1)[0]
+
+
+def test_a_submission_cannot_reach_outside_its_container(parallel):
+    """Root only: the lurker was refused more processes, the filler more bytes and files, the heir found
+    nothing anyone left and nothing of the course or the checkout, and every process is gone."""
+    from regcourse.grading import sandbox
+
+    if not sandbox.wanted():
+        pytest.skip("the kernel sandbox needs root on Linux")
+    course, _ = parallel
+    lurker = printed(course, "aa_lurker")
+    started = int(re.search(r"fork bomb started (\d+) processes", lurker).group(1))
+    assert "refused" in lurker and started < 200, lurker
+    filler = printed(course, "ab_disk_filler")
+    assert "small files stopped" in filler and "large files stopped" in filler, filler
+    assert int(re.search(r"and (\d+) MiB", filler).group(1)) <= 48, filler
+    assert heir_findings(course) == {"bait": [], "shared memory": [], "System V": [], "other processes": [],
+                                     "checkout": [], "course": [], "network": [], "home": []}
+    for student in SANDBOX_CASES:  # nothing they wrote is in nbgrader's folder: their writes stayed in the container
+        folder = course / "autograded" / student / ASSIGNMENT
+        assert sorted(p.name for p in folder.iterdir()) == [NOTEBOOK], student
+    uid = int(next(line for line in lurker.splitlines() if line.startswith("kernel uid")).split()[-1])
+    import psutil
+
+    assert [p.pid for p in psutil.process_iter(["uids"]) if p.info["uids"] and p.info["uids"].real == uid] == []
+    for place in ("/tmp", "/dev/shm"):
+        assert not (Path(place) / "lurker-bait.txt").exists()
+
+
+def test_root_follows_no_link_a_student_planted(parallel, outcomes):
+    """The planter's links (to a file outside, to a .pth file) and the squatter's folders changed nothing
+    outside, and the attempt after them was isolated afresh (never run unisolated)."""
+    from regcourse.grading import sandbox
+
+    course, _ = parallel
+    target = outside_target(course)
+    assert target.read_text() == "not for students\n"
+    assert target.stat().st_mode & 0o777 == OUTSIDE_TARGET_MODE and target.stat().st_uid == 0
+    created = PTH_PROBE.exists()
+    PTH_PROBE.unlink(missing_ok=True)  # never leave it in the environment
+    assert not created, f"{PTH_PROBE} was created through a planted link"
+    if sandbox.wanted():
+        for student in ("ac_planter", "ae_squatter"):
+            assert outcomes[student].isolation == {"user": True, "network": True, "files": True}, student
+
+
 def test_reports_list_every_student(parallel, outcomes):
     course, run = parallel
     reports = run.reports
@@ -186,7 +304,8 @@ def test_one_worker_gives_identical_scores(mini_course_template, tmp_path, outco
 
     course = shutil.copytree(mini_course_template, tmp_path / "course")
     build_corpus(course)
-    sequential = grade_many(course, collect(course, ASSIGNMENT).refs, LIMITS, workers=1)
+    with corpus_sandbox_limits():
+        sequential = grade_many(course, collect(course, ASSIGNMENT).refs, LIMITS, workers=1)
 
     def key(o):
         return o.status, o.score, dict(sorted(o.test_results.items()))

@@ -155,7 +155,7 @@ HOSTILE = {
     "flood": {"l1_penalty": "print('y' * 200_000)\n" + CORRECT_L1,
               "l2_norm": "import sys\ndef l2_norm(w):\n    sys.stderr.write('z' * 100_000)\n"
                          "    return float(np.linalg.norm(np.ravel(w)))"},
-    # Every way to make wrong answers pass that the guard restores before each test cell.
+    # Ways to make the kernel's own checks pass wrong answers: the judge outside the kernel is not fooled.
     "tamper": {"l2_norm": "import builtins, types\n"
                           "np.testing.assert_allclose = lambda *a, **k: None\n"
                           "builtins.abs = lambda x: 0\n"
@@ -265,12 +265,12 @@ def test_output_is_capped_as_it_arrives_without_changing_grades(hostile, course)
     assert graded.stat().st_size < 4 * FAST.output_bytes
 
 
-def test_replaced_checking_helpers_are_restored_and_flagged(hostile):
+def test_replaced_checking_helpers_change_no_score_and_are_flagged(hostile):
     o = hostile["tamper"]
-    assert (o.status, o.score) == (Status.GRADED, 0.0)  # wrong answers, judged by pristine tests
+    assert (o.status, o.score) == (Status.GRADED, 0.0)  # wrong answers, judged outside the kernel
     flags = " ".join(o.flags)
-    for what in ("numpy.testing.assert_allclose", "builtins.abs", "'checking'", "set_custom_exc"):
-        assert what in flags, o.flags
+    for cell in ("test_l2_norm", "test_l1_penalty"):  # its errors swallowed: no record, or a visible case judged wrong
+        assert f"of cell '{cell}'" in flags, o.flags
 
 
 def test_edited_deleted_and_moved_test_cells_are_undone_and_flagged(hostile):

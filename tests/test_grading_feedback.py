@@ -96,3 +96,100 @@ def test_grader_notes_go_on_top_for_that_student_only():
     nb = _run(notes, _notebook([]))
     assert nb.cells[0].cell_type == "markdown" and "5 s limit" in nb.cells[0].source
     assert _run(notes, _notebook([]), student="s2").cells[0].cell_type == "code"
+
+
+# -- student content made inert (issue 10) ----------------------------------------------------------
+
+def _hostile_notebook():
+    from nbformat.v4 import new_markdown_cell, new_raw_cell
+
+    outputs = [
+        new_output("display_data", data={"text/html": "<b>kept</b><script>alert(1)</script><img src=x onerror=alert(2)>"
+                                                      "<a href='javascript:alert(3)'>link</a><style>*{}</style>"
+                                                      "<img src='https://tracker.example/p.png'>"
+                                                      "<img src='data:image/png;base64,iVBORw0KGgo='>",
+                                         "text/plain": "<HTML>"}),
+        new_output("display_data", data={"application/javascript": "alert(4)"}),
+        new_output("display_data", data={"text/markdown": "**md** <script>alert(5)</script>"}),
+        new_output("display_data", data={"image/png": 'x" onerror="alert(6)'}),
+        new_output("display_data", data={"image/png": "iVBORw0KGgo=", "text/plain": "fig"},
+                   metadata={"image/png": {"width": '1" onload="alert(7)', "height": 20}}),
+        new_output("display_data", data={"application/vnd.jupyter.widget-view+json": {"model_id": "m"}}),
+        new_output("execute_result", data={"text/plain": "3"}, execution_count=3),
+        new_output("stream", name='stdout" onclick="alert(8)', text="printed"),
+    ]
+    nb = _notebook(outputs)
+    nb.cells[0].outputs = outputs
+    nb.cells[0].metadata = {"tags": ['x" onmouseover="alert(9)'], "alt": "<script>"}
+    nb.cells[1].metadata["nbgrader"]["grade_id"] = 'test_f"><script>alert(10)</script>'
+    nb.cells.append(new_markdown_cell("Answer <script>alert(11)</script> **bold**\n\n```\na\n\nb\n```"))
+    nb.cells.append(new_raw_cell("<script>alert(12)</script>", metadata={"raw_mimetype": "text/html"}))
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
+    nb.metadata["title"] = "<script>alert(13)</script>"
+    return nb
+
+
+def test_student_html_markdown_and_scripts_are_made_inert():
+    from regcourse.grading.feedback import InertStudentContent
+
+    nb = _run(InertStudentContent(), _hostile_notebook())
+    # the forged image (not base64) and the widget view have nothing left to show: dropped
+    html_out, js, md, png, result, stream = nb.cells[0].outputs
+    assert html_out.data["text/html"].startswith("<b>kept</b>")
+    for needle in ("<script", "onerror", "javascript:", "<style", "tracker.example"):
+        assert needle not in html_out.data["text/html"], needle
+    assert 'src="data:image/png;base64,iVBORw0KGgo="' in html_out.data["text/html"]
+    assert js.data == {"text/plain": "alert(4)"}  # shown as text
+    assert "<strong>md</strong>" in md.data["text/html"] and "<script" not in md.data["text/html"]
+    assert "text/markdown" not in md.data
+    assert png.data["image/png"] == "iVBORw0KGgo=" and png.metadata == {"image/png": {"height": 20}}
+    assert result.execution_count == 3 and stream.name == "stdout"
+    assert "tags" not in nb.cells[0].metadata and "alt" not in nb.cells[0].metadata
+    assert nb.cells[1].metadata["nbgrader"]["grade_id"] == "cell-1"
+    markdown = nb.cells[2].source
+    assert "<script" not in markdown and "<strong>bold</strong>" in markdown and "\n" not in markdown
+    assert nb.cells[3].source == "" and not nb.cells[3].metadata
+    assert set(nb.metadata) <= {"kernelspec", "language_info"}
+
+
+def test_outputs_of_unknown_types_are_dropped():
+    from regcourse.grading.feedback import InertStudentContent
+
+    nb = _notebook([])
+    nb.cells[0].outputs = [new_output("display_data", data={"application/x-custom": "x"}),
+                           {"output_type": "made_up", "data": {"text/html": "<script>x</script>"}}]
+    assert _run(InertStudentContent(), nb).cells[0].outputs == []
+
+
+def test_sanitized_markdown_survives_nbconverts_own_markdown_pass():
+    """The feedback template renders markdown cells again: the sanitized HTML must pass through as it is."""
+    from nbconvert.filters.markdown_mistune import markdown2html_mistune
+
+    from regcourse.grading.feedback import InertStudentContent
+
+    nb = _notebook([])
+    nb.cells[0] = __import__("nbformat").v4.new_markdown_cell(
+        "Text\n\n```\n[x](javascript:alert(1))\n\n<img src=x onerror=alert(2)>\n```\n\n$a < b$")
+    source = _run(InertStudentContent(), nb).cells[0].source
+    rendered = markdown2html_mistune(source)
+    assert rendered.strip() == source  # one HTML block: passed through, not parsed as markdown again
+    assert _active(rendered) == []  # the link and the image stay text in the code block
+    assert "[x](javascript:alert(1))" in rendered and "$a &lt; b$" in rendered
+
+
+def _active(page: str) -> list:
+    """What in an HTML fragment could run or fetch: script-like elements, event handlers, script URLs."""
+    from html.parser import HTMLParser
+
+    found = []
+
+    class Parser(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            if tag in ("script", "iframe", "object", "embed", "style", "img", "svg", "link", "meta", "base"):
+                found.append(tag)
+            for name, value in attrs:
+                if name.startswith("on") or "javascript:" in (value or "").lower():
+                    found.append((tag, name, value))
+
+    Parser().feed(page)
+    return found

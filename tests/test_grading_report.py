@@ -17,8 +17,8 @@ ISOLATED = {"user": True, "network": True, "files": True}
 def _outcomes():
     return [
         Outcome("ann", "a1", Status.GRADED, 3, 3, isolation=ISOLATED),
-        Outcome("bob", "a1", Status.GRADED, 1, 3, flags=["tampering: numpy.testing.assert_allclose was replaced"],
-                isolation=ISOLATED),
+        Outcome("bob", "a1", Status.GRADED, 1, 3, isolation=ISOLATED, flags=[
+            "tampering: the visible tests of test_l2_norm passed in the kernel, but the judge finds those cases wrong"]),
         Outcome("cid", "a1", Status.LIMIT_EXCEEDED, 1, 3, messages=["Cell 3 was interrupted"], isolation=ISOLATED),
         Outcome("dee", "a1", Status.FAILED_TO_RUN, 0, 3, messages=["not a notebook"]),
     ]
@@ -32,7 +32,7 @@ def test_summary_counts_each_outcome_and_names_the_students():
     assert rows["failed to run (zero)"] == ["dee"]
     assert rows["flagged for review"] == ["bob"]
     text = "\n".join(summary.lines())
-    assert "review bob: tampering: numpy.testing.assert_allclose was replaced" in text
+    assert "review bob: tampering: the visible tests of test_l2_norm passed" in text
     assert "marked late by the LMS: bob" in text and "x.pdf is not a notebook" in text
     assert "all 3 kernels" in text  # dee's kernel never started: not counted
 

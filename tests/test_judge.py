@@ -122,6 +122,32 @@ def test_every_check_names_contract_lines_that_the_released_notebook_states(assi
         assert missing == [], f"{cell}: contract lines not in the notebook: {missing}"
 
 
+@pytest.mark.parametrize("assignment", JUDGED)
+def test_the_released_notebook_states_the_implementation_policy_the_judge_enforces(assignment):
+    released = nbformat.read(ROOT / "exercises" / assignment / f"{assignment}.ipynb", 4)
+    policy = [p for c in released.cells if c.cell_type == "markdown" for p in c.source.split("\n\n")
+              if p.startswith("**Implementation policy.**")]
+    assert len(policy) == 1, "the notebook states its implementation policy in one paragraph"
+    for name in judge.off_limits_for(assignment):
+        assert f"`{name}`" in policy[0], f"the implementation policy does not name {name}, which the judge forbids"
+
+
+def test_the_a4_reference_behaves_as_keras_early_stopping_on_every_scripted_run(references):
+    """Most a4 cells judge the student against the student's own rule; this pins the reference to Keras' rule."""
+    from regcourse.grading.checks import a4_early_stopping as a4
+
+    reference = _reference(references, "a4_early_stopping")
+    compared = 0
+    for cell, record in reference.items():
+        decoded = judge.from_plain(record)
+        for key, keras_run in decoded.items():
+            if key.endswith("|keras") and isinstance(keras_run, dict) and set(keras_run) == set(a4.FIELDS):
+                mine = decoded[key.removesuffix("|keras")]
+                assert a4._differences(mine, keras_run, exact=False) == [], (cell, key)
+                compared += 1
+    assert compared > 500, compared
+
+
 @pytest.mark.parametrize("assignment, name, replacements", _variants("CORRECT"))
 def test_a_correct_variant_passes_every_check(references, assignment, name, replacements):
     assert _lost(assignment, _reference(references, assignment), replacements) == {}
@@ -192,8 +218,20 @@ def test_a_call_into_an_off_limits_function_is_recorded_however_it_was_reached()
     decoded = judge.from_plain(rec.entries)
     for key in ("direct", "alias"):
         assert decoded[key] == judge.Raised(
-            "OffLimits", "it calls the library mean, which this assignment asks you to implement yourself")
+            "OffLimits", "it calls the library mean, which this assignment asks you to implement yourself "
+                         "(see its implementation policy)")
     assert decoded["own"] == 1.5
+
+
+def test_a_recorders_policy_watches_every_call_but_those_that_opt_out():
+    rec = judge.Recorder(off_limits={"the library mean": _library_mean})
+    rec.call("student", lambda: _library_mean([1, 2]))
+    rec.call("the probe's own comparison", lambda: _library_mean([1, 2]), off_limits={})
+    decoded = judge.from_plain(rec.entries)
+    assert decoded["student"].type == judge.OFF_LIMITS
+    assert decoded["the probe's own comparison"] == 1.5
+    verdict = judge.Verdict(decoded, {})
+    assert verdict.off_limits_keys == {"student"}
 
 
 def test_switching_the_watch_off_is_recorded_as_off_limits():

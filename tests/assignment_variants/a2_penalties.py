@@ -6,6 +6,7 @@ GRADED = {
     "elastic_net": "test_elastic_net",
 }
 
+# Keras' L1 and L2 inside: off limits (see WRONG)
 _ELASTIC_NET_KERAS = '''
 class ElasticNet(keras.regularizers.Regularizer):
     def __init__(self, l1=0.0, l2=0.0):
@@ -46,20 +47,43 @@ class ElasticNet(keras.regularizers.Regularizer):
         return {"l1": self.l1, "l2": self.l2}
 '''
 
+# tf.norm of the flattened tensor; strengths checked with NumPy, kept as given (ints stay ints)
+_ELASTIC_NET_NORMS = '''
+class ElasticNet(keras.regularizers.Regularizer):
+    def __init__(self, l1=0.0, l2=0.0):
+        if not np.all(np.isfinite([l1, l2])) or l1 < 0 or l2 < 0:
+            raise ValueError(f"strengths must be finite and >= 0, got l1={l1}, l2={l2}")
+        self.l1, self.l2 = l1, l2
+
+    def __call__(self, x):
+        flat = tf.reshape(x, [-1])
+        return self.l1 * tf.norm(flat, ord=1) + self.l2 * tf.square(tf.norm(flat))
+
+    def get_config(self):
+        return {"l1": self.l1, "l2": self.l2}
+'''
+
 CORRECT = {
     "numpy-and-keras-ops": {
         "l1_penalty": "def l1_penalty(weights, lam):\n    return float(lam * np.sum(np.abs(np.asarray(weights, dtype=np.float64))))",
         "l2_penalty": "def l2_penalty(weights, lam):\n    w = np.asarray(weights, dtype=np.float64).ravel()\n    return lam * float(w @ w)",
         "elastic_net": _ELASTIC_NET_OPS,
     },
-    "tf-norms-and-keras-builtins": {
+    "tf-norms": {
         "l1_penalty": "def l1_penalty(weights, lam):\n    return lam * tf.norm(tf.reshape(weights, [-1]), ord=1)",
         "l2_penalty": "def l2_penalty(weights, lam):\n    return lam * tf.norm(tf.reshape(weights, [-1]), ord=2) ** 2",
-        "elastic_net": _ELASTIC_NET_KERAS,
+        "elastic_net": _ELASTIC_NET_NORMS,
     },
 }
 
 WRONG = {
+    # the implementation policy: Keras' own regularizers are not an implementation
+    "elastic-net-wraps-keras-regularizers": ({"elastic_net": _ELASTIC_NET_KERAS}, ["test_elastic_net"]),
+    "l2-via-keras-regularizer": (
+        {"l2_penalty": "def l2_penalty(weights, lam):\n"
+                       "    return keras.regularizers.L2(lam)(tf.convert_to_tensor(weights, tf.float32))"},
+        ["test_l2_penalty"],
+    ),
     "l1-without-abs": (
         {"l1_penalty": "def l1_penalty(weights, lam):\n    return lam * tf.reduce_sum(weights)"},
         ["test_l1_penalty"],

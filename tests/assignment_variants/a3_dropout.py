@@ -33,7 +33,7 @@ class InvertedDropout(keras.layers.Layer):
         return {"rate": self.rate, "seed": self.seed}
 '''
 
-# tf.nn.dropout (already inverted) guarded by training; ops-level seed
+# tf.nn.dropout (already inverted) guarded by training; ops-level seed. A delegation: wrong (see WRONG)
 _DROPOUT_TF_NN = '''
 class InvertedDropout(keras.layers.Layer):
     def __init__(self, rate, seed=None, **kwargs):
@@ -52,7 +52,7 @@ class InvertedDropout(keras.layers.Layer):
         return {**base, "rate": self.rate, "seed": self.seed}
 '''
 
-# keras.random.dropout with a SeedGenerator (backend-agnostic keras.ops)
+# keras.random.dropout with a SeedGenerator. A delegation: wrong (see WRONG)
 _DROPOUT_KERAS_RANDOM = '''
 class InvertedDropout(keras.layers.Layer):
     def __init__(self, rate, seed=None, **kwargs):
@@ -67,6 +67,32 @@ class InvertedDropout(keras.layers.Layer):
     def call(self, inputs, training=None):
         if training and self.rate > 0:
             return keras.random.dropout(inputs, rate=self.rate, seed=self.generator)
+        return inputs
+
+    def get_config(self):
+        config = super().get_config()
+        config["rate"] = self.rate
+        config["seed"] = self.seed
+        return config
+'''
+
+# an own mask from keras.random.uniform and keras.ops.where, constructor checks on a float rate: the base of
+# several mistakes below
+_DROPOUT_OWN_MASK = '''
+class InvertedDropout(keras.layers.Layer):
+    def __init__(self, rate, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        rate = float(rate)
+        if rate < 0.0 or rate >= 1.0:
+            raise ValueError("rate must satisfy 0 <= rate < 1")
+        self.rate = rate
+        self.seed = seed
+        self.generator = keras.random.SeedGenerator(seed=seed)
+
+    def call(self, inputs, training=None):
+        if training and self.rate > 0:
+            keep = keras.random.uniform(keras.ops.shape(inputs), seed=self.generator) >= self.rate
+            return keras.ops.where(keep, inputs / (1.0 - self.rate), keras.ops.zeros_like(inputs))
         return inputs
 
     def get_config(self):
@@ -97,6 +123,54 @@ class InvertedDropout(keras.layers.Layer):
 
     def get_config(self):
         return dict(super().get_config(), rate=self.rate, seed=self.seed)
+'''
+
+# an integer seed drawn through a SeedGenerator made once: a fresh mask on every call; keras.ops throughout,
+# uniform draws in the input's dtype, the dynamic shape from keras.ops.shape
+_DROPOUT_SEEDED_GENERATOR = '''
+class InvertedDropout(keras.layers.Layer):
+    def __init__(self, rate, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(rate, bool) or not 0 <= rate < 1:
+            raise ValueError(f"rate must be in [0, 1), got {rate}")
+        self.rate = rate
+        self.seed = seed
+        self.seeds = keras.random.SeedGenerator(seed=1234 if seed is None else seed)
+
+    def call(self, inputs, training=False):
+        if not training:
+            return inputs
+        x = keras.ops.convert_to_tensor(inputs)
+        draws = keras.random.uniform(keras.ops.shape(x), dtype=x.dtype, seed=self.seeds)
+        return keras.ops.where(draws >= self.rate, x / (1 - self.rate), keras.ops.zeros_like(x))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(rate=self.rate, seed=self.seed)
+        return config
+'''
+
+# the float32 draws compared with the rate, the boolean mask cast to the INPUT's dtype (float64 under a
+# float64 policy) and multiplied in, the scale in that dtype too
+_DROPOUT_CAST_MASK = '''
+class InvertedDropout(keras.layers.Layer):
+    def __init__(self, rate, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 <= rate < 1.0:
+            raise ValueError("rate")
+        self.rate, self.seed = rate, seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs, training=None):
+        if not training:
+            return inputs
+        inputs = tf.convert_to_tensor(inputs)
+        keep = keras.random.uniform(tf.shape(inputs), seed=self.seed_generator) >= self.rate
+        scale = tf.cast(1.0 / (1.0 - self.rate), inputs.dtype)
+        return inputs * tf.cast(keep, inputs.dtype) * scale
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
 '''
 
 # ---------------------------------------------------------------- build_mlp
@@ -161,8 +235,8 @@ CORRECT = {
             "    return float(np.asarray(h['accuracy'])[-1] - np.asarray(h['val_accuracy'])[-1])"
         ),
     },
-    "tf-nn-dropout-and-sequential-add": {
-        "inverted_dropout": _DROPOUT_TF_NN,
+    "own-mask-and-sequential-add": {
+        "inverted_dropout": _DROPOUT_OWN_MASK,
         "build_mlp": _MLP_ADD,
         "generalization_gap": (
             "def generalization_gap(history):\n"
@@ -171,8 +245,9 @@ CORRECT = {
             "    return tf.constant(last['accuracy'] - last['val_accuracy'])"
         ),
     },
-    "keras-random-dropout": {"inverted_dropout": _DROPOUT_KERAS_RANDOM},
     "keras-random-binomial": {"inverted_dropout": _DROPOUT_BINOMIAL},
+    "seeded-seed-generator-keras-ops": {"inverted_dropout": _DROPOUT_SEEDED_GENERATOR},
+    "mask-cast-to-input-dtype": {"inverted_dropout": _DROPOUT_CAST_MASK},
 }
 
 # ---------------------------------------------------------------- wrong variants
@@ -229,9 +304,9 @@ class InvertedDropout(keras.layers.Layer):
 '''
 
 # a SeedGenerator made inside call: a new generator with the same seed, the same mask each call
-_SEED_GENERATOR_IN_CALL = _DROPOUT_KERAS_RANDOM.replace(
-    "return keras.random.dropout(inputs, rate=self.rate, seed=self.generator)",
-    "return keras.random.dropout(inputs, rate=self.rate, seed=keras.random.SeedGenerator(self.seed))",
+_SEED_GENERATOR_IN_CALL = _DROPOUT_OWN_MASK.replace(
+    "keras.random.uniform(keras.ops.shape(inputs), seed=self.generator)",
+    "keras.random.uniform(keras.ops.shape(inputs), seed=keras.random.SeedGenerator(self.seed))",
 )
 
 # the mask is drawn once, when the layer is built, and reused
@@ -257,32 +332,28 @@ class InvertedDropout(keras.layers.Layer):
 '''
 
 # whole rows (examples) dropped: noise_shape (batch, 1, ..., 1)
-_DROP_ROWS = _DROPOUT_TF_NN.replace(
-    "return tf.nn.dropout(inputs, rate=self.rate, seed=self.seed)",
-    "shape = tf.shape(inputs)\n"
-    "            noise_shape = tf.concat([shape[:1], tf.ones_like(shape[1:])], axis=0)\n"
-    "            return tf.nn.dropout(inputs, rate=self.rate, noise_shape=noise_shape, seed=self.seed)",
+_DROP_ROWS = _DROPOUT_OWN_MASK.replace(
+    "keras.random.uniform(keras.ops.shape(inputs), seed=self.generator)",
+    "keras.random.uniform(tf.concat([tf.shape(inputs)[:1], tf.ones_like(tf.shape(inputs)[1:])], 0), seed=self.generator)",
 )
 
 # one mask over the features shared by every example: noise_shape (1, ..., features)
-_DROP_COLUMNS = _DROPOUT_TF_NN.replace(
-    "return tf.nn.dropout(inputs, rate=self.rate, seed=self.seed)",
-    "shape = tf.shape(inputs)\n"
-    "            noise_shape = tf.concat([tf.ones_like(shape[:-1]), shape[-1:]], axis=0)\n"
-    "            return tf.nn.dropout(inputs, rate=self.rate, noise_shape=noise_shape, seed=self.seed)",
+_DROP_COLUMNS = _DROPOUT_OWN_MASK.replace(
+    "keras.random.uniform(keras.ops.shape(inputs), seed=self.generator)",
+    "keras.random.uniform(tf.concat([tf.ones_like(tf.shape(inputs)[:-1]), tf.shape(inputs)[-1:]], 0), seed=self.generator)",
 )
 
 # `training is False` treats training=None (a plain layer(x) call) as training
-_NONE_IS_TRAINING = _DROPOUT_KERAS_RANDOM.replace(
+_NONE_IS_TRAINING = _DROPOUT_OWN_MASK.replace(
     "        if training and self.rate > 0:\n",
     "        if training is not False and self.rate > 0:\n",
 )
 
-_NO_VALUE_ERROR = _DROPOUT_KERAS_RANDOM.replace(
+_NO_VALUE_ERROR = _DROPOUT_OWN_MASK.replace(
     '        if rate < 0.0 or rate >= 1.0:\n            raise ValueError("rate must satisfy 0 <= rate < 1")\n', ""
 )
 
-_CONFIG_WITHOUT_SEED = _DROPOUT_KERAS_RANDOM.replace('        config["seed"] = self.seed\n', "")
+_CONFIG_WITHOUT_SEED = _DROPOUT_OWN_MASK.replace('        config["seed"] = self.seed\n', "")
 
 # float32 mask multiplied into the input: breaks float64 inputs
 _FLOAT32_MASK = _NO_RESCALE.replace(
@@ -310,9 +381,46 @@ class InvertedDropout(keras.layers.Layer):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}
 '''
 
-_RATE_ZERO_REJECTED = _DROPOUT_KERAS_RANDOM.replace("if rate < 0.0 or rate >= 1.0:", "if rate <= 0.0 or rate >= 1.0:")
+# an integer seed passed straight to keras.random.uniform: a fixed stateless draw, the same mask on every call
+# (unseeded layers still get fresh masks from Keras' global generator)
+_INTEGER_SEED_IN_UNIFORM = _NO_RESCALE.replace(
+    "keep = keras.random.uniform(tf.shape(inputs), seed=self.seed_generator) >= self.rate\n"
+    "        return tf.where(keep, inputs, tf.zeros_like(inputs))",
+    "keep = keras.random.uniform(tf.shape(inputs), seed=self.seed) >= self.rate\n"
+    "        return tf.where(keep, inputs / (1.0 - self.rate), tf.zeros_like(inputs))",
+)
+
+# the static shape: (None, ...) when Keras traces call with an unknown batch size inside model.fit
+_STATIC_SHAPE = _NO_RESCALE.replace(
+    "keep = keras.random.uniform(tf.shape(inputs), seed=self.seed_generator) >= self.rate\n"
+    "        return tf.where(keep, inputs, tf.zeros_like(inputs))",
+    "keep = keras.random.uniform(inputs.shape, seed=self.seed_generator) >= self.rate\n"
+    "        return tf.where(keep, inputs / (1.0 - self.rate), tf.zeros_like(inputs))",
+)
+
+_RATE_ZERO_REJECTED = _DROPOUT_OWN_MASK.replace("if rate < 0.0 or rate >= 1.0:", "if rate <= 0.0 or rate >= 1.0:")
 
 WRONG = {
+    # the implementation policy: the built-in dropout, however it is reached, is not an implementation; it costs
+    # every cell whose probe runs it (a training call at rate 0 and after-training inference calls included)
+    "dropout-delegates-to-tf-nn-dropout": (
+        {"inverted_dropout": _DROPOUT_TF_NN},
+        ["test_dropout_inference", "test_dropout_training", "test_dropout_in_model"],
+    ),
+    "dropout-delegates-to-keras-random-dropout": (
+        {"inverted_dropout": _DROPOUT_KERAS_RANDOM},
+        ["test_dropout_inference", "test_dropout_training", "test_dropout_in_model"],
+    ),
+    "dropout-subclasses-keras-dropout": (
+        {"inverted_dropout": '''
+class InvertedDropout(keras.layers.Dropout):
+    def __init__(self, rate, seed=None, **kwargs):
+        if not 0 <= rate < 1:
+            raise ValueError("rate")
+        super().__init__(rate, seed=seed, **kwargs)
+'''},
+        ["test_dropout_construction", "test_dropout_inference", "test_dropout_training", "test_dropout_in_model"],
+    ),
     # InvertedDropout
     "dropout-no-rescaling": ({"inverted_dropout": _NO_RESCALE}, ["test_dropout_training"]),
     "dropout-scales-at-inference": (
@@ -321,8 +429,17 @@ WRONG = {
     ),
     "dropout-rate-as-keep-probability": ({"inverted_dropout": _RATE_AS_KEEP}, ["test_dropout_training"]),
     "dropout-fixed-seed-every-call": ({"inverted_dropout": _SEED_EVERY_CALL}, ["test_dropout_training"]),
-    "dropout-seed-generator-made-in-call": ({"inverted_dropout": _SEED_GENERATOR_IN_CALL}, ["test_dropout_training"]),
-    "dropout-mask-drawn-in-build": ({"inverted_dropout": _MASK_IN_BUILD}, ["test_dropout_training"]),
+    # a variable created inside call also breaks every traced call (model.fit): "tf.function only supports
+    # singleton tf.Variables created on the first call"
+    "dropout-seed-generator-made-in-call": (
+        {"inverted_dropout": _SEED_GENERATOR_IN_CALL},
+        ["test_dropout_training", "test_dropout_in_model"],
+    ),
+    # the mask has the shape of the first input: a training call on another shape fails (inference cell too)
+    "dropout-mask-drawn-in-build": (
+        {"inverted_dropout": _MASK_IN_BUILD},
+        ["test_dropout_inference", "test_dropout_training"],
+    ),
     "dropout-whole-rows": ({"inverted_dropout": _DROP_ROWS}, ["test_dropout_training"]),
     "dropout-whole-columns": ({"inverted_dropout": _DROP_COLUMNS}, ["test_dropout_training"]),
     "dropout-training-none-is-training": ({"inverted_dropout": _NONE_IS_TRAINING}, ["test_dropout_inference"]),
@@ -332,11 +449,17 @@ WRONG = {
         {"inverted_dropout": _RATE_ZERO_REJECTED},
         ["test_dropout_construction", "test_dropout_inference"],
     ),
-    "dropout-float32-mask": ({"inverted_dropout": _FLOAT32_MASK}, ["test_dropout_training"]),
+    # float64 training calls fail, rate 0 under the float64 policy (an identity the inference cell checks) too
+    "dropout-float32-mask": (
+        {"inverted_dropout": _FLOAT32_MASK},
+        ["test_dropout_inference", "test_dropout_training"],
+    ),
     "dropout-numpy-mask": (
         {"inverted_dropout": _NUMPY_MASK},
         ["test_dropout_training", "test_dropout_in_model"],
     ),
+    "dropout-integer-seed-in-uniform": ({"inverted_dropout": _INTEGER_SEED_IN_UNIFORM}, ["test_dropout_training"]),
+    "dropout-static-shape": ({"inverted_dropout": _STATIC_SHAPE}, ["test_dropout_in_model"]),
     # build_mlp
     "mlp-dropout-layers-at-rate-zero": (
         {"build_mlp": _MLP_REFERENCE_LIKE.replace("if dropout_rate > 0:", "if True:")},

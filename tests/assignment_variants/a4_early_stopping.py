@@ -194,36 +194,87 @@ class PatienceEarlyStopping(keras.callbacks.Callback):
             self.model.set_weights(self._weights)
 '''
 
+# The state as NumPy scalars: best in float32 (compared in float32, as Keras does), the epochs
+# as int64; warns, as Keras does, when the monitored value is missing.
+_NUMPY_STATE = """
+class PatienceEarlyStopping(keras.callbacks.Callback):
+    def __init__(self, monitor="val_loss", patience=0, min_delta=0.0, mode="min", restore_best_weights=False):
+        super().__init__()
+        if mode not in {"min", "max"}:
+            raise ValueError("mode")
+        self.monitor, self.patience, self.mode = monitor, np.int64(patience), mode
+        self.min_delta = np.float32(abs(min_delta))
+        self.restore_best_weights = restore_best_weights
+
+    def on_train_begin(self, logs=None):
+        self.best = None
+        self.best_epoch = np.int64(0)
+        self.stopped_epoch = np.int64(0)
+        self.wait = np.int64(0)
+        self.best_weights = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.monitor not in logs:
+            warnings.warn("no " + self.monitor)
+            return
+        current = np.float32(logs[self.monitor])
+        if self.best is None:
+            improved = True
+        elif self.mode == "min":
+            improved = bool(current + self.min_delta < self.best)
+        else:
+            improved = bool(current - self.min_delta > self.best)
+        if improved:
+            self.best, self.best_epoch, self.wait = current, np.int64(epoch), np.int64(0)
+            if self.restore_best_weights:
+                self.best_weights = [np.copy(w) for w in self.model.get_weights()]
+        else:
+            self.wait += 1
+            if self.wait >= self.patience:
+                self.stopped_epoch = np.int64(epoch)
+                self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.restore_best_weights and self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+"""
+
 CORRECT = {
     "history-list": {"patience_early_stopping": _HISTORY_LIST},
     "numpy-sign-trick": {"patience_early_stopping": _SIGN_TRICK},
     "keras-ops-countdown": {"patience_early_stopping": _KERAS_OPS},
+    "numpy-state": {"patience_early_stopping": _NUMPY_STATE},
 }
 
 _STOP = "test_stopping_min"
+_ALL_CELLS = [_STOP, "test_stopping_max", "test_arguments", "test_restore_best_weights", "test_reset"]
+# One mistake, one charge: only test_stopping_min compares the stopping rule with Keras'; the other cells
+# judge their behaviour against the student's own rule (see the checks module), so a wrong rule costs
+# test_stopping_min alone, and a wrong mode "max", restore, reset or argument costs its own cell.
 WRONG = {
     # --- the stopping rule ---
     "off-by-one-patience": (
         {"patience_early_stopping": _edit(_REFERENCE, ("if self.wait >= self.patience:", "if self.wait > self.patience:"))},
-        [_STOP, "test_stopping_max"],
+        [_STOP],
     ),
     "min-delta-wrong-sign": (
         {"patience_early_stopping": _edit(
             _REFERENCE,
             ("improved = current < self.best - self.min_delta", "improved = current < self.best + self.min_delta"),
             ("improved = current > self.best + self.min_delta", "improved = current > self.best - self.min_delta"))},
-        [_STOP, "test_stopping_max"],
+        [_STOP],
     ),
     "min-delta-ignored": (
         {"patience_early_stopping": _edit(_REFERENCE, ("self.min_delta = abs(min_delta)", "self.min_delta = 0.0"))},
-        [_STOP, "test_stopping_max"],
+        [_STOP],
     ),
     "ties-improve": (
         {"patience_early_stopping": _edit(
             _REFERENCE,
             ("improved = current < self.best - self.min_delta", "improved = current <= self.best - self.min_delta"),
             ("improved = current > self.best + self.min_delta", "improved = current >= self.best + self.min_delta"))},
-        [_STOP, "test_stopping_max"],
+        [_STOP],
     ),
     "wait-never-reset": (  # counts every epoch without improvement, not consecutive ones
         {"patience_early_stopping": _edit(
@@ -232,7 +283,7 @@ WRONG = {
     ),
     "stopped-epoch-one-based": (
         {"patience_early_stopping": _edit(_REFERENCE, ("self.stopped_epoch = epoch\n", "self.stopped_epoch = epoch + 1\n"))},
-        [_STOP, "test_stopping_max"],
+        [_STOP],
     ),
     "max-handled-as-min": (
         {"patience_early_stopping": _edit(
@@ -246,7 +297,19 @@ WRONG = {
              "np.less(self.sign * current, self.sign * (self.best - self.min_delta))"))},
         ["test_stopping_max"],
     ),
+    "best-epoch-one-based": (
+        {"patience_early_stopping": _edit(_REFERENCE, ("            self.best_epoch = epoch\n", "            self.best_epoch = epoch + 1\n"))},
+        [_STOP],
+    ),
     # --- restoring the best weights ---
+    "restores-without-the-flag": (
+        {"patience_early_stopping": _edit(
+            _REFERENCE,
+            ("            if self.restore_best_weights:\n                self.best_weights = self.model.get_weights()\n",
+             "            self.best_weights = self.model.get_weights()\n"),
+            ("if self.restore_best_weights and self.best_weights is not None:", "if self.best_weights is not None:"))},
+        ["test_restore_best_weights"],
+    ),
     "restore-only-when-stopped": (
         {"patience_early_stopping": _edit(
             _REFERENCE,
@@ -280,7 +343,7 @@ WRONG = {
              "        self._reset()\n\n    def _reset(self):\n"))},
         ["test_reset"],
     ),
-    # --- the arguments ---
+    # --- the implementation policy: Keras' callback, subclassed or wrapped, is not an implementation ---
     "subclasses-keras-early-stopping": (
         {"patience_early_stopping": '''
 class PatienceEarlyStopping(keras.callbacks.EarlyStopping):
@@ -290,8 +353,46 @@ class PatienceEarlyStopping(keras.callbacks.EarlyStopping):
         super().__init__(monitor=monitor, patience=patience, min_delta=min_delta, mode=mode,
                          restore_best_weights=restore_best_weights)
 '''},
-        ["test_arguments"],
+        _ALL_CELLS,
     ),
+    "wraps-keras-early-stopping": (
+        {"patience_early_stopping": '''
+class PatienceEarlyStopping(keras.callbacks.Callback):
+    def __init__(self, monitor="val_loss", patience=0, min_delta=0.0, mode="min", restore_best_weights=False):
+        super().__init__()
+        if mode not in ("min", "max"):
+            raise ValueError(mode)
+        self._inner = keras.callbacks.EarlyStopping(monitor=monitor, patience=patience, min_delta=min_delta,
+                                                    mode=mode, restore_best_weights=restore_best_weights)
+
+    def set_model(self, model):
+        super().set_model(model)
+        self._inner.set_model(model)
+
+    def on_train_begin(self, logs=None):
+        self._inner.on_train_begin(logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._inner.on_epoch_end(epoch, logs)
+
+    def on_train_end(self, logs=None):
+        self._inner.on_train_end(logs)
+
+    @property
+    def stopped_epoch(self):
+        return self._inner.stopped_epoch
+
+    @property
+    def best_epoch(self):
+        return self._inner.best_epoch
+
+    @property
+    def best(self):
+        return self._inner.best
+'''},
+        _ALL_CELLS,
+    ),
+    # --- the arguments ---
     "unknown-mode-means-min": (
         {"patience_early_stopping": _edit(
             _REFERENCE,

@@ -66,7 +66,7 @@ class MyBatchNormalization(keras.layers.Layer):
         return inputs * scale + (self.beta - mean * scale)
 '''
 
-# tf.nn.moments(keepdims=True) + tf.nn.batch_normalization, rank from the tensor
+# tf.nn.moments(keepdims=True), the statistics reshaped to the features, rank from the tensor
 _TF_NN = '''
 class MyBatchNormalization(keras.layers.Layer):
     def __init__(self, momentum=0.99, epsilon=1e-3, **kwargs):
@@ -91,14 +91,28 @@ class MyBatchNormalization(keras.layers.Layer):
             self.moving_variance.assign(self.moving_variance * self.momentum + batch_var * (1 - self.momentum))
         else:
             mean, variance = self.moving_mean, self.moving_variance
-        return tf.nn.batch_normalization(x, mean, variance, offset=self.beta, scale=self.gamma,
-                                         variance_epsilon=self.epsilon)
+        return (x - mean) * tf.math.rsqrt(variance + self.epsilon) * self.gamma + self.beta
+'''
+
+# the same, handing the normalization itself to tf.nn.batch_normalization: off limits (see WRONG)
+_TF_NN_DELEGATES = _TF_NN.replace(
+    "        return (x - mean) * tf.math.rsqrt(variance + self.epsilon) * self.gamma + self.beta\n",
+    "        return tf.nn.batch_normalization(x, mean, variance, offset=self.beta, scale=self.gamma,\n"
+    "                                         variance_epsilon=self.epsilon)\n",
+)
+assert _TF_NN_DELEGATES != _TF_NN
+
+# Keras' own layer, subclassed: off limits (see WRONG)
+_KERAS_SUBCLASS = '''
+class MyBatchNormalization(keras.layers.BatchNormalization):
+    def __init__(self, momentum=0.99, epsilon=1e-3, **kwargs):
+        super().__init__(momentum=momentum, epsilon=epsilon, **kwargs)
 '''
 
 CORRECT = {
     "keras-ops": {"my_batch_norm": _KERAS_OPS},
     "flatten-one-pass-variance": {"my_batch_norm": _FLATTEN_ONE_PASS},
-    "tf-nn-moments-batch-normalization": {"my_batch_norm": _TF_NN},
+    "tf-nn-moments": {"my_batch_norm": _TF_NN},
 }
 
 # --------------------------------------------------------------- wrong: edits of a plain version
@@ -150,12 +164,20 @@ def _edit(*pairs):
     return {"my_batch_norm": source}
 
 
+_EVERY_CELL = ["test_build", "test_training", "test_inference", "test_gradients", "test_in_model"]
+
 WRONG = {
+    # the implementation policy: a ready-made batch normalization is not an implementation
+    "subclasses-keras-batch-normalization": ({"my_batch_norm": _KERAS_SUBCLASS}, _EVERY_CELL),
+    "delegates-to-tf-nn-batch-normalization": (
+        {"my_batch_norm": _TF_NN_DELEGATES},
+        _EVERY_CELL,
+    ),
     # ddof=1 in both the output and the moving variance
     "unbiased-variance": (
         _edit((_VAR, "            n = tf.cast(tf.size(inputs) // tf.shape(inputs)[-1], inputs.dtype)\n"
                      "            var = tf.reduce_sum(tf.square(inputs - mean), axis=axes) / (n - 1)\n")),
-        ["test_training", "test_gradients"],
+        ["test_training"],
     ),
     # the Keras 2 / TF 1 fused-kernel convention: biased for the output, unbiased for the moving average
     "unbiased-moving-variance": (
@@ -178,20 +200,20 @@ WRONG = {
                        .replace("* var)", "* tf.math.reduce_variance(inputs, axis=axes))")
                + "            mean = tf.reduce_mean(inputs, axis=-1, keepdims=True)\n"
                  "            var = tf.math.reduce_variance(inputs, axis=-1, keepdims=True)\n")),
-        ["test_training", "test_gradients"],
+        ["test_training"],
     ),
     # reduces over the batch axis only: right for 2-D inputs, wrong for images
     "batch-axis-only": (
         _edit(("axes = list(range(len(inputs.shape) - 1))", "axes = [0]")),
-        ["test_training", "test_gradients"],
+        ["test_training"],
     ),
     "epsilon-outside-sqrt": (
         _edit((_OUTPUT, "        return self.gamma * (inputs - mean) / (tf.sqrt(var) + self.epsilon) + self.beta\n")),
-        ["test_training", "test_inference", "test_gradients"],
+        ["test_training", "test_inference"],
     ),
     "ignores-gamma-beta": (
         _edit((_OUTPUT, "        return (inputs - mean) / tf.sqrt(var + self.epsilon)\n")),
-        ["test_training", "test_inference", "test_gradients"],
+        ["test_training", "test_inference"],
     ),
     "moving-stats-never-updated": (
         _edit((_UPDATES, "")),
@@ -231,7 +253,7 @@ WRONG = {
     "gamma-beta-not-trainable": (
         _edit((_GAMMA, _GAMMA.replace("trainable=True", "trainable=False")),
               (_BETA, _BETA.replace("trainable=True", "trainable=False"))),
-        ["test_build", "test_gradients", "test_in_model"],
+        ["test_build"],
     ),
     # "the statistics are constants": no gradient through the batch mean and variance
     "stop-gradient-through-statistics": (
@@ -254,5 +276,16 @@ WRONG = {
         return tf.constant(out.astype(x.dtype))
 '''},
         ["test_gradients", "test_in_model"],
+    ),
+    # a fifth variable (a step counter): the layer must hold exactly gamma, beta, moving_mean, moving_variance
+    "extra-step-counter-variable": (
+        _edit((_MV, _MV + '        self.steps = self.add_weight(shape=(), initializer="zeros", trainable=False)\n'),
+              (_UPDATES, _UPDATES + "            self.steps.assign_add(1.0)\n")),
+        ["test_build"],
+    ),
+    # variables forced to float32: the layer breaks under the float64 dtype policy of the gradient check
+    "forced-float32-variables": (
+        _edit(*[(line, line.replace("trainable=", 'dtype="float32", trainable=')) for line in (_GAMMA, _BETA, _MM, _MV)]),
+        ["test_gradients"],
     ),
 }

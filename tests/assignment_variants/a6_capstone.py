@@ -1,7 +1,15 @@
 """a6_capstone: regularized models that must pass, and plausible submissions that must not.
 
-Holdout accuracies quoted below are the measured ones for the seed each variant uses
-(see the comment in the hidden test of test_capstone_accuracy for the threshold, 0.915).
+Holdout accuracies quoted below are the measured ones, on the default holdout, for the seed
+each variant uses (see THRESHOLD in regcourse/grading/checks/a6_capstone.py for the threshold,
+0.915, which test_capstone_validation and test_capstone_holdout both require).
+
+Not a variant: training on the grading holdout. The default holdout can be rebuilt from the
+bundled sample, and nothing in a trained model shows soundly what it was trained on, so no test
+checks it (the notebook says so); an instructor's own holdout (regcourse.grading.holdout) is the
+defence. (Until the hidden test was judged out of process, a variant here trained on
+load_grading_holdout() and was caught by a scan of the notebook's source for that name: a scan
+that failed a student for a comment and missed getattr.)
 """
 
 #: Each submission trains a model for about 10 s, several times a typical one:
@@ -10,7 +18,7 @@ COST_WEIGHT = 3
 
 
 GRADED = {
-    "capstone": "test_capstone_accuracy",
+    "capstone": "test_capstone_holdout",
 }
 
 # Weight sharing (a small CNN, functional API) + dropout: holdout 0.947 (seeds 0-4: 0.935-0.951).
@@ -93,7 +101,7 @@ set_seed(0)
 capstone_model = make_mlp(hidden=(128, 64))
 capstone_model.fit(data.x_train, data.y_train, epochs=50, batch_size=32, verbose=0)
 '''},
-        ["test_capstone_accuracy"],
+        ["test_capstone_validation", "test_capstone_holdout"],
     ),
     # A wider unregularized MLP: holdout 0.888.
     "unregularized-wide-mlp": (
@@ -102,7 +110,7 @@ set_seed(0)
 capstone_model = make_mlp(hidden=(512, 256))
 capstone_model.fit(data.x_train, data.y_train, epochs=50, batch_size=32, verbose=0)
 '''},
-        ["test_capstone_accuracy"],
+        ["test_capstone_validation", "test_capstone_holdout"],
     ),
     # Penalties and dropout without augmentation: holdout 0.898, short of the bar.
     "dropout-and-l2-only": (
@@ -121,17 +129,17 @@ capstone_model = keras.Sequential([
 capstone_model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 capstone_model.fit(data.x_train, data.y_train, epochs=60, batch_size=32, verbose=0)
 '''},
-        ["test_capstone_accuracy"],
+        ["test_capstone_validation", "test_capstone_holdout"],
     ),
     # Stopped far too early: heavily regularized models need more epochs.
     "too-few-epochs": (
         {"capstone": _mutate("epochs=80", "epochs=3")},
-        ["test_capstone_accuracy"],
+        ["test_capstone_validation", "test_capstone_holdout"],
     ),
     # Built and compiled, never trained.
     "untrained": (
         {"capstone": _REFERENCE.split("history = ")[0]},
-        ["test_capstone_accuracy"],
+        ["test_capstone_validation", "test_capstone_holdout"],
     ),
     # Logits instead of probabilities (trained correctly with from_logits=True).
     "logits-not-probabilities": (
@@ -145,30 +153,25 @@ capstone_model.fit(data.x_train, data.y_train, epochs=60, batch_size=32, verbose
         {"capstone": _mutate('keras.layers.Dense(10, activation="softmax")', 'keras.layers.Dense(11, activation="softmax")')},
         ["test_capstone_contract"],
     ),
-    # Augmentation left on at inference: predict is random.
-    "augmentation-at-inference": (
+    # A home-made noise layer that ignores `training`: predict is random. The noise is small and
+    # both accuracies stay above the threshold: only the contract is broken. (Keras'
+    # RandomTranslation forced on at inference, the variant here before, cost about 0.03 of accuracy,
+    # validation 0.913 and holdout 0.910 in one run, right at the threshold: no clear verdict.)
+    "noise-at-inference": (
         {"capstone": '''
-class AlwaysShift(keras.layers.RandomTranslation):
-    def call(self, inputs, training=None):
-        return super().call(inputs, training=True)
+class PixelNoise(keras.layers.Layer):
+    def call(self, inputs):
+        return inputs + keras.random.normal(keras.ops.shape(inputs), stddev=0.05)
 
 
-''' + _mutate('keras.layers.RandomTranslation(0.1, 0.1, fill_mode="constant")', 'AlwaysShift(0.1, 0.1, fill_mode="constant")')},
+''' + _mutate("keras.Input((784,)),\n", "keras.Input((784,)),\n    PixelNoise(),\n")},
         ["test_capstone_contract"],
-    ),
-    # Trains on the grading holdout (which the rules forbid): near-perfect on it, caught by the
-    # hidden test's check that no earlier cell loads it.
-    "trains-on-grading-holdout": (
-        {"capstone": "from regcourse.data import load_grading_holdout\n\nx_extra, y_extra = load_grading_holdout()\n"
-         + _mutate("data.x_train, data.y_train,\n",
-                   "np.concatenate([data.x_train, x_extra]), np.concatenate([data.y_train, y_extra]),\n")},
-        ["test_capstone_accuracy"],
     ),
     # Images instead of flattened digits as input.
     "expects-28x28-images": (
         {"capstone": _mutate("keras.Input((784,)),\n    keras.layers.Reshape((28, 28, 1)),", "keras.Input((28, 28, 1)),").replace(
             "data.x_train, data.y_train,\n", "data.x_train.reshape(-1, 28, 28, 1), data.y_train,\n").replace(
             "validation_data=(data.x_val, data.y_val)", "validation_data=(data.x_val.reshape(-1, 28, 28, 1), data.y_val)")},
-        ["test_capstone_contract", "test_capstone_accuracy"],
+        ["test_capstone_contract", "test_capstone_validation", "test_capstone_holdout"],
     ),
 }

@@ -325,12 +325,13 @@ CASES: list[Case] = [
     Case("monkeypatch_numpy", "wrong l2_norm, and numpy.testing.assert_allclose rebound to do nothing",
          _write(lambda c: student_notebook(c, l2_norm=WRONG_L2 + "\n\n" + MONKEYPATCH_NUMPY)),
          Expected(Status.GRADED, 2.0, {"test_l2_norm": 0.0, "test_l1_penalty": 2.0}, flagged=True,
-                  flag_words=("assert_allclose",))),
+                  flag_words=("visible tests of cell 'test_l2_norm'", "judge finds"))),
     Case("monkeypatch_checking", "wrong l1_penalty, and regcourse.checking.relative_error rebound to 0",
          _write(lambda c: student_notebook(c, l1_penalty=WRONG_L1 + "\n\n" + MONKEYPATCH_CHECKING)),
          Expected(Status.GRADED, 1.0, {"test_l2_norm": 1.0, "test_l1_penalty": 0.0}, flagged=True,
-                  flag_words=("relative_error",))),
+                  flag_words=("visible tests of cell 'test_l1_penalty'", "judge finds"))),
 ]
+CASES += __import__("grading_corpus.sandbox_cases").sandbox_cases.cases()  # attacks on the sandbox and feedback
 
 # Submissions that try to forge a grade past the judge (imported here: they use the helpers above).
 from .judge_cases import JUDGE_CASES  # noqa: E402

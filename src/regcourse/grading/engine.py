@@ -25,8 +25,14 @@ a local disk. For graders on several machines use PostgreSQL: put
 ``nbgrader_config.py`` and install ``regcourse[postgres]`` (psycopg 3);
 nothing else changes.
 
-Isolation of student code (own user, no network, course files hidden) is in
-``sandbox``; it needs root on Linux and is recorded in ``Outcome.isolation``.
+Isolation of student code (a container per kernel: own user and processes,
+no network, only its own folder and the Python environment in view, bounded
+writes) is in ``sandbox``; it needs root on Linux. It fails closed: a kernel
+whose container cannot be set up does not run, and the submission is failed
+and flagged. What was in force, measured inside each kernel, is recorded in
+``Outcome.isolation``. Each attempt gets fresh folders (the kernel's socket
+folder, its container's file systems); after it, every process and container
+of the kernel's uid is ended before anything else runs under that uid.
 """
 
 from __future__ import annotations
@@ -46,7 +52,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-from regcourse.grading import forkserver, judge, sandbox
+from regcourse.grading import forkserver, holdout, judge, sandbox
 from regcourse.grading.course import CourseError
 from regcourse.grading.model import Limits, Outcome, Status, SubmissionRef
 
@@ -124,7 +130,9 @@ class _Job:
 
     root: Path
     uid: int = -1
-    home: Path | None = None
+    run: Path | None = None  # this attempt's socket folder (fresh for each attempt)
+    attempts: int = 0
+    withheld: list[str] | None = None  # files of the source folder the kernel must not see (not released)
     references: Path | None = None  # the judge's reference records; None: the hidden tests run in the kernel
 
     @property
@@ -182,17 +190,30 @@ def _watch(job_pid: int, limits: Limits, deadline: float, done: threading.Event)
 def _spec(course_root: Path, ref: SubmissionRef, limits: Limits, job: _Job, isolate: bool) -> dict:
     env = dict(os.environ)
     env["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(_write_kernelspec(job.root)), env.get("JUPYTER_PATH")]))
-    env["JUPYTER_RUNTIME_DIR"] = str(job.home / "run" if job.home else job.root / "run")
+    env["JUPYTER_RUNTIME_DIR"] = str(job.run)
     env["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"
     env.pop(judge.MODE_VARIABLE, None)
+    env.pop(holdout.INPUTS_VARIABLE, None)
+    read_only: list[str] = []
     if job.references is not None:  # the kernel's hidden tests publish records; the grader judges them
         env[judge.MODE_VARIABLE] = "record"
+        if judge.uses_holdout(ref.assignment):  # its inputs only: the labels stay with the judge
+            inputs = holdout.export_inputs(job.root / "holdout_inputs.npy", course_root)
+            inputs.chmod(0o444)
+            env[holdout.INPUTS_VARIABLE] = str(inputs)
+            read_only.append(str(inputs))
     sandbox_spec = {"isolate": isolate, "report": str(job.root / "isolation.json"), "course": str(course_root)}
     if isolate:
         sandbox_spec.update(
             uid=job.uid,
-            home=str(job.home),
-            hide=[str(course_root)],
+            run=str(job.run),
+            view=str(job.root / "view"),  # mount points, used only inside the container's mount namespace
+            scratch=str(job.root / "scratch"),
+            limits=sandbox.kernel_limits(),
+            checkout=sandbox.grader_checkout(),
+            withheld=job.withheld or [],
+            read_only=read_only,
+            keep_env=sandbox.kernel_environment_names(),
         )
     else:
         sandbox_spec["reason"] = sandbox.unavailable_reason()
@@ -237,9 +258,9 @@ def _read_json_lines(path: Path) -> list[dict]:
 def _attempt(course_root: Path, ref: SubmissionRef, limits: Limits, job: _Job, isolate: bool) -> _Attempt:
     for name in ("events.jsonl", "result.json", "isolation.json", "log.txt"):
         (job.root / name).unlink(missing_ok=True)
-    if job.home is not None:
-        for leftover in (job.home / "run").iterdir():
-            leftover.unlink()
+    job.attempts += 1
+    job.run = job.root / f"run-{job.attempts}"  # fresh: nothing of an earlier attempt is reused
+    job.run.mkdir(mode=0o700)
     spec = _spec(course_root, ref, limits, job, isolate)
     deadline = time.monotonic() + limits.notebook_timeout_s + WALL_GRACE_S
     child = forkserver.server().submit(spec)
@@ -247,11 +268,12 @@ def _attempt(course_root: Path, ref: SubmissionRef, limits: Limits, job: _Job, i
     child.done.wait()
     _kill(p for p in kernels if p.is_running())
     events = _read_json_lines(job.events)
-    if isolate:  # the child reclaims the kernel's folder when it can; after a kill, this does
+    if isolate:  # every container of this uid ends before anything else runs under it
         sandbox.kill_user(job.uid)
         for event in events:
             if event["kind"] == "folders":
                 sandbox.reclaim(Path(event["autograded"]), job.uid)
+    shutil.rmtree(job.run, ignore_errors=True)
     result_path = job.root / "result.json"
     isolation_path = job.root / "isolation.json"
     return _Attempt(
@@ -336,12 +358,6 @@ def _interpret(outcome: Outcome, events: list[dict], limits: Limits) -> bool:
             outcome.messages.append(
                 f"{name.capitalize()} printed more than {_size(limits.output_bytes)}; the rest of its output was dropped."
             )
-        elif kind == "tampering":
-            for what in event["replaced"]:
-                outcome.flags.append(f"tampering: {what} was replaced (restored before {name})")
-            outcome.messages.append(
-                f"Before {name} the grader restored functions your code had replaced: {', '.join(event['replaced'])}."
-            )
         elif kind == "reads":
             for path in event["paths"]:
                 outcome.flags.append(f"tried to read {path}: course files are not for student code")
@@ -361,8 +377,10 @@ def _interpret(outcome: Outcome, events: list[dict], limits: Limits) -> bool:
             )
         elif kind == "record-too-large":
             outcome.messages.append(f"The tests of {name} recorded more than the grader accepts; the cell scores zero.")
-        elif kind == "guard-failed":
-            outcome.flags.append(f"tampering? the grader's integrity check could not run before {name}")
+        elif kind == "errors-suppressed":
+            outcome.flags.append(f"tampering: the kernel kept the error messages of {name} from being sent (it still failed)")
+        elif kind == "reads-unknown":
+            outcome.flags.append(f"the kernel did not say which course files its code tried to read (after {name})")
         elif kind == "edited":
             outcome.flags.append(f"edited test cell '{event['cell']}' (nbgrader restored the original)")
             outcome.messages.append(f"Test cell '{event['cell']}' had been changed; the original was graded.")
@@ -390,18 +408,24 @@ def _interpret(outcome: Outcome, events: list[dict], limits: Limits) -> bool:
 _references_lock = threading.Lock()
 
 
-def reference_records(course_root: Path, assignment: str) -> Path | None:
-    """The file of the judge's reference records for ``assignment``; None if its tests are not judged.
+def reference_records(course_root: Path, assignment: str) -> Path:
+    """The file of the judge's reference records for ``assignment``.
 
     Computed when absent in a fresh process (nothing of the grader's state
     reaches the reference; see ``judge.main``), then cached per instructor
     notebook and checks (``judge.reference_path``) under the course root,
     which the sandbox hides from kernels. Raises ``CourseError`` when the
     reference solution cannot be probed: that is the course's fault, and
-    grading every student zero for it would be wrong.
+    grading every student zero for it would be wrong. Raises it too for an
+    assignment without checks: its hidden tests would decide grades inside
+    the student's own process, which this grader never lets them do.
     """
     if not judge.is_judged(assignment):
-        return None
+        raise CourseError(
+            f"{assignment} has no checks module (regcourse.grading.checks.{assignment}): its hidden tests would run "
+            "in the student's kernel, where the student's code can forge them. Port them to a checks module "
+            "(see the README's judge section), or grade this assignment with stock nbgrader."
+        )
     import subprocess
 
     with _references_lock:
@@ -418,6 +442,30 @@ def reference_records(course_root: Path, assignment: str) -> Path | None:
 
 
 # -- grade_one --------------------------------------------------------------------------------
+
+def _withheld(course_root: Path, assignment: str) -> list[str]:
+    """Files the course keeps beside the assignment's notebooks in its source folder but did not release.
+
+    ``nbgrader autograde`` copies every file of the source folder into the
+    kernel's folder; the sandbox leaves these out of the kernel's view (an
+    answer key kept next to the notebooks is not for student code).
+    """
+    from nbgrader.utils import find_all_files
+
+    from .course import Course
+
+    try:
+        course = Course.open(course_root)
+        ignore = list(course.coursedir.ignore) + ["*.ipynb"]
+        folders = [course.folder(step, ".", assignment) for step in ("source_directory", "release_directory")]
+    except Exception:  # noqa: BLE001 (not a readable course: nbgrader reports that itself)
+        return []
+    source, release = (
+        {os.path.relpath(f, folder) for f in find_all_files(str(folder), ignore)} if folder.is_dir() else set()
+        for folder in folders
+    )
+    return sorted(source - release)
+
 
 def _refuse(ref: SubmissionRef, outcome: Outcome) -> bool:
     """Ids nbgrader would misread (``--student 'a*'`` grades every a...): refused before any run."""
@@ -454,14 +502,16 @@ def grade_one(course_root: Path, ref: SubmissionRef, limits: Limits = Limits()) 
         job.references = reference_records(course_root, ref.assignment)
         if isolate:
             job.uid = sandbox.kernel_uid()
-            job.home = sandbox.make_kernel_home(job.uid)
+            job.withheld = _withheld(course_root, ref.assignment)
+            for name in ("view", "scratch"):
+                (job.root / name).mkdir(mode=0o700)
         skip: dict[int, str] = {}
         busy_retries = GRADEBOOK_BUSY_RETRIES
         attempts = 0
         while attempts < MAX_ATTEMPTS:
             (job.root / "skip.json").write_text(json.dumps(skip))
             attempt = _attempt(course_root, ref, limits, job, isolate)
-            if attempt.status == 0 or attempt.killed == "cancelled":
+            if attempt.status == 0 or attempt.killed == "cancelled" or attempt.isolation.get("failed"):
                 break
             if busy_retries and "database is locked" in _failure_reason(attempt):
                 # the grader's own contention, never the student's fault: grade again
@@ -477,8 +527,6 @@ def grade_one(course_root: Path, ref: SubmissionRef, limits: Limits = Limits()) 
         return outcome
     finally:
         outcome.seconds = time.monotonic() - started
-        if job.home is not None:
-            shutil.rmtree(job.home, ignore_errors=True)
         if os.environ.get("REGCOURSE_KEEP_JOBS"):  # for debugging the grader itself
             print(f"grading folder of {ref.student}: {job.root}", file=sys.stderr)
         else:
@@ -492,6 +540,18 @@ def _finish(outcome: Outcome, attempt: _Attempt, limits: Limits) -> None:
     if attempt.isolation.get("reason"):
         outcome.isolation["reason"] = attempt.isolation["reason"]
     outcome.max_score = float(result.get("max_score", 0.0))
+    if attempt.isolation.get("failed"):  # fail closed: the notebook did not run, nothing of it is scored
+        outcome.isolation["failed"] = True
+        outcome.status = Status.FAILED_TO_RUN
+        outcome.flags.append(
+            f"sandbox: the kernel's isolation could not be set up, so the notebook did not run "
+            f"({attempt.isolation.get('reason', 'no reason given')}); grade it again once the grader is fixed"
+        )
+        outcome.messages.append(
+            "The grader could not start your notebook in its sandbox, so it did not run and scores zero "
+            "for now. This is a problem on the grader's side; your instructor has been told."
+        )
+        return
     no_folder = [e for e in attempt.events if e["kind"] == "no-folder"]
     if no_folder:
         outcome.status = Status.FAILED_TO_RUN

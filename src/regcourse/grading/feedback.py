@@ -16,6 +16,16 @@ nbgrader's own API, with three preprocessors in front of its default ones:
    that merely mentions the markers) removes the hidden regions from the
    test cells' source.
 
+:class:`InertStudentContent` (ours) then makes everything the student's
+notebook or code put there inert: HTML outputs and markdown are sanitized
+with nh3 (no scripts, event handlers, styles, ``javascript:`` links or
+images fetched from elsewhere), JavaScript, LaTeX and JSON outputs are shown
+as text, widgets and any other output type are dropped, and the metadata the
+page template would print unescaped (cell tags and ids, grade ids, image
+sizes) is reduced to what is known to be safe. The page is built from the
+graded notebook alone: files the student's code wrote next to it never reach
+``feedback/``.
+
 :class:`GraderNotes` (ours) puts the grader's lines for a student (a limit hit,
 a notebook that could not be read) at the top. A submission that could not be
 graded at all has no autograded notebook; it gets a short page saying why.
@@ -25,7 +35,12 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import re
+import shutil
+import stat
+import tempfile
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,6 +199,141 @@ class GraderNotes(_Enabled):
         return nb, resources
 
 
+# -- student content, made inert -------------------------------------------------------------
+
+#: Raster images shown as they are (base64, checked); SVG is shown through an <img> (inert, see feedback_config).
+SAFE_IMAGES = ("image/png", "image/jpeg", "image/gif", "image/svg+xml")
+#: Outputs shown as plain text when nothing else represents them.
+SHOWN_AS_TEXT = ("application/javascript", "text/javascript", "application/x-javascript", "text/latex",
+                 "application/json")
+BASE64 = re.compile(r"[A-Za-z0-9+/=\s]*")
+#: Names the page template prints unescaped (grade ids, cell ids, tags) must look like this.
+SAFE_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,128}")
+#: Link schemes kept in student HTML; images only as data: URLs (nothing is fetched when the page is viewed).
+LINK_SCHEMES = ("http:", "https:", "mailto:", "#")
+
+
+def _keep_attribute(tag: str, attribute: str, value: str) -> str | None:
+    if attribute == "src":
+        return value if value.startswith("data:image/") else None
+    if attribute == "href":
+        return value if value.strip().lower().startswith(LINK_SCHEMES) else None
+    return value
+
+
+def sanitize_html(fragment: str) -> str:
+    """Student HTML, inert: nh3 (ammonia) with its default allow-list, minus fetched images and odd links."""
+    import nh3
+
+    return nh3.clean(fragment, url_schemes={"http", "https", "mailto", "data"}, attribute_filter=_keep_attribute)
+
+
+def _text(value) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return "".join(value)
+    return None
+
+
+def _markdown_html(markdown: str) -> str:
+    from nbconvert.filters.markdown_mistune import markdown2html_mistune
+
+    return sanitize_html(markdown2html_mistune(markdown))
+
+
+def _inert_data(data) -> dict:
+    clean, markdown, as_text = {}, None, None
+    for mime, value in (data.items() if isinstance(data, dict) else []):
+        text = _text(value)
+        if mime == "text/plain" and text is not None:
+            clean[mime] = text
+        elif mime == "text/html" and text is not None:
+            clean[mime] = sanitize_html(text)
+        elif mime in SAFE_IMAGES and text is not None and (mime == "image/svg+xml" or BASE64.fullmatch(text)):
+            clean[mime] = text
+        elif mime == "text/markdown" and text is not None:
+            markdown = text
+        elif mime in SHOWN_AS_TEXT:
+            as_text = text if text is not None else json.dumps(value, indent=1)[:100_000]
+    if markdown is not None and "text/html" not in clean:
+        clean["text/html"] = _markdown_html(markdown)
+    if as_text is not None and not clean:
+        clean["text/plain"] = as_text
+    return clean
+
+
+def _inert_output(output):
+    from nbformat.v4 import new_output
+
+    kind = output.get("output_type")
+    if kind == "stream":
+        return new_output("stream", name="stderr" if output.get("name") == "stderr" else "stdout",
+                          text=_text(output.get("text")) or "")
+    if kind == "error":
+        traceback = output.get("traceback")
+        return new_output("error", ename=str(output.get("ename", "Error")), evalue=str(output.get("evalue", "")),
+                          traceback=[str(t) for t in traceback] if isinstance(traceback, list) else [])
+    if kind not in ("display_data", "execute_result"):
+        return None
+    data = _inert_data(output.get("data"))
+    if not data:
+        return None
+    metadata, given = {}, output.get("metadata") if isinstance(output.get("metadata"), dict) else {}
+    for mime in data:
+        sizes = given.get(mime) if isinstance(given.get(mime), dict) else {}
+        kept = {k: sizes[k] for k in ("width", "height")
+                if isinstance(sizes.get(k), (int, float)) and not isinstance(sizes.get(k), bool)}
+        if kept and mime.startswith("image/"):
+            metadata[mime] = kept
+    if kind == "execute_result":
+        count = output.get("execution_count")
+        return new_output(kind, data=data, metadata=metadata, execution_count=count if isinstance(count, int) else None)
+    return new_output(kind, data=data, metadata=metadata)
+
+
+def _inert_nbgrader(meta, index: int) -> dict:
+    if not isinstance(meta, dict):
+        return {}
+    clean = {k: bool(meta[k]) for k in ("grade", "solution", "locked", "task") if k in meta}
+    grade_id = meta.get("grade_id")
+    if grade_id is not None:
+        clean["grade_id"] = grade_id if isinstance(grade_id, str) and SAFE_NAME.fullmatch(grade_id) else f"cell-{index}"
+    for key in ("points", "schema_version"):
+        if isinstance(meta.get(key), (int, float)) and not isinstance(meta.get(key), bool):
+            clean[key] = meta[key]
+    if isinstance(meta.get("checksum"), str) and re.fullmatch(r"[0-9a-f]{1,128}", meta["checksum"]):
+        clean["checksum"] = meta["checksum"]
+    return clean
+
+
+class InertStudentContent(_Enabled):
+    """Make everything the student's notebook and code put into the page inert (see the module docstring)."""
+
+    def preprocess(self, nb, resources):
+        from nbformat import NotebookNode
+
+        nb.metadata = NotebookNode({k: nb.metadata[k] for k in ("kernelspec", "language_info")
+                                    if isinstance(nb.metadata.get(k), dict)})
+        for index, cell in enumerate(nb.cells):
+            meta = {"nbgrader": _inert_nbgrader(cell.metadata.get("nbgrader"), index)}
+            cell.metadata = NotebookNode({k: v for k, v in meta.items() if v})
+            if "id" in cell and not (isinstance(cell.id, str) and SAFE_NAME.fullmatch(cell.id)):
+                cell.id = f"cell-{index}"
+            cell.pop("attachments", None)
+            if cell.cell_type == "code":
+                outputs = [_inert_output(o) for o in cell.get("outputs", []) if isinstance(o, dict)]
+                cell.outputs = [o for o in outputs if o is not None]
+                if not isinstance(cell.get("execution_count"), int):
+                    cell.execution_count = None
+            elif cell.cell_type == "markdown":
+                # sanitized HTML on one line: markdown passes an HTML block through as it is
+                cell.source = "<div>" + _markdown_html(_text(cell.source) or "").replace("\n", "&#10;") + "</div>"
+            else:  # raw cells: not rendered
+                cell.source = ""
+        return nb, resources
+
+
 def _markdown_escape(text: str) -> str:
     return re.sub(r"([\\`*_{}\[\]<>#|])", r"\\\1", text)
 
@@ -221,13 +371,15 @@ def feedback_config(course: Course, notes: dict[str, list[str]], secret_lines: l
     config.merge(course.config)
     extra = Config()
     extra.GenerateFeedback.preprocessors = [
-        # ShortenTestTracebacks must see the hidden regions to say which kind of test failed: before clearing
-        RedactHiddenTests, ShortenTestTracebacks, TolerantClearHiddenTests, GraderNotes,
+        # ShortenTestTracebacks must see the hidden regions to say which kind of test failed: before clearing;
+        # InertStudentContent after them (it sees what they kept), and before our own notes
+        RedactHiddenTests, ShortenTestTracebacks, TolerantClearHiddenTests, InertStudentContent, GraderNotes,
         GetGrades, CSSHTMLHeaderPreprocessor,  # nbgrader's defaults, in its order
     ]
     extra.ClearHiddenTests.enforce_metadata = False
     extra.GraderNotes.notes = notes
     extra.RedactHiddenTests.secret_lines = secret_lines
+    extra.HTMLExporter.skip_svg_encoding = False  # SVG as <img src="data:...">: its scripts never run
     config.merge(extra)
     return config
 
@@ -250,8 +402,31 @@ class FeedbackWriter:
         config = feedback_config(self.course, {}, instructor_secrets(self.course, assignment))
         # every GenerateFeedback app the API starts reads this dict: one student's notes at a time
         self._notes = config.GraderNotes.notes
-        self._api = NbGraderAPI(coursedir=CourseDirectory(config=config, root=str(self.course.root)), config=config)
+        # nbgrader builds feedback from the whole autograded folder (and copies every other file in it
+        # to feedback/): it gets a private folder holding the graded notebooks only
+        self._staging = Path(tempfile.mkdtemp(prefix="regcourse-feedback-"))
+        weakref.finalize(self, shutil.rmtree, self._staging, True)
+        coursedir = CourseDirectory(config=config, root=str(self.course.root))
+        coursedir.autograded_directory = str(self._staging)  # absolute: format_path's join drops the root
+        self._api = NbGraderAPI(coursedir=coursedir, config=config)
         self.result = Feedback()
+
+    def _stage(self, student: str, autograded: Path) -> bool:
+        """Copy the graded notebooks (regular files, never through a link) to the private folder."""
+        shutil.rmtree(self._staging / student, ignore_errors=True)
+        target = self._staging / student / self.assignment
+        target.mkdir(parents=True)
+        staged = False
+        for name in self.notebooks:
+            try:
+                fd = os.open(autograded / f"{name}.ipynb", os.O_RDONLY | os.O_NOFOLLOW)
+            except OSError:
+                continue
+            with os.fdopen(fd, "rb") as source:
+                if stat.S_ISREG(os.fstat(source.fileno()).st_mode):
+                    (target / f"{name}.ipynb").write_bytes(source.read())
+                    staged = True
+        return staged
 
     def write(self, outcome: Outcome) -> None:
         course, assignment = self.course, self.assignment
@@ -260,8 +435,11 @@ class FeedbackWriter:
         self._notes.clear()
         if outcome.messages:
             self._notes[outcome.student] = list(outcome.messages)
-        if outcome.status is not Status.FAILED_TO_RUN and autograded.is_dir():
-            answer = self._api.generate_feedback(assignment, outcome.student, force=True)
+        if outcome.status is not Status.FAILED_TO_RUN and autograded.is_dir() and self._stage(outcome.student, autograded):
+            try:
+                answer = self._api.generate_feedback(assignment, outcome.student, force=True)
+            finally:
+                shutil.rmtree(self._staging / outcome.student, ignore_errors=True)
             if answer["success"]:
                 self.result.files[outcome.student] = sorted(folder.glob("*.html"))
                 return

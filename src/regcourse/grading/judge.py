@@ -62,6 +62,10 @@ CHECKS_PACKAGE = "regcourse.grading.checks"
 _DTYPES = {"bool", "int8", "int16", "int32", "int64", "uint8", "float16", "float32", "float64"}
 
 
+#: What a record says a call raised when it used a function of the implementation policy.
+OFF_LIMITS = "OffLimits"
+
+
 class RecordError(ValueError):
     """A record that is not plain data of the agreed form."""
 
@@ -145,14 +149,15 @@ class OffLimits:
     ``evaded`` is set when the watch was removed meanwhile.
     """
 
-    def __init__(self, functions: dict[str, Callable]) -> None:
+    def __init__(self, functions: dict[str, Callable | tuple[Callable, ...]]) -> None:
         self._codes = {}
-        for name, function in functions.items():
-            function = getattr(function, "__func__", function)
-            code = getattr(inspect.unwrap(function), "__code__", None)
-            if code is None:
-                raise TypeError(f"{name} has no Python code to watch")
-            self._codes[code] = name
+        for name, watched in functions.items():
+            for function in watched if isinstance(watched, tuple) else (watched,):
+                function = getattr(function, "__func__", function)
+                code = getattr(inspect.unwrap(function), "__code__", None)
+                if code is None:
+                    raise TypeError(f"{name} has no Python code to watch")
+                self._codes[code] = name
         self.used: set[str] = set()
         self.evaded = False
 
@@ -177,10 +182,16 @@ class OffLimits:
 
 
 class Recorder:
-    """What a probe records: ``key -> value``, where a call that raises records :class:`Raised`."""
+    """What a probe records: ``key -> value``, where a call that raises records :class:`Raised`.
 
-    def __init__(self) -> None:
+    ``off_limits`` (name -> library function) is the assignment's
+    implementation policy: every :meth:`call` is watched for them unless it
+    says otherwise (a probe's own runs of the library, for comparison).
+    """
+
+    def __init__(self, off_limits: dict[str, Callable] | None = None) -> None:
         self.entries: dict[str, object] = {}
+        self.off_limits = off_limits or {}
 
     def value(self, key: str, value) -> None:
         if key in self.entries:
@@ -191,17 +202,20 @@ class Recorder:
              *, off_limits: dict[str, Callable] | None = None):
         """Record ``convert(function())``, or what it raised; return the raw result (None if it raised).
 
-        With ``off_limits`` (name -> library function), a call that uses one
-        of them is recorded as ``Raised("OffLimits", ...)`` instead of its value.
+        A call that uses one of the ``off_limits`` functions (name -> library
+        function; None: the recorder's, ``{}``: none) is recorded as
+        ``Raised("OffLimits", ...)`` instead of its value.
         """
+        watched = self.off_limits if off_limits is None else off_limits
         try:
-            if off_limits:
-                with OffLimits(off_limits) as watch:
+            if watched:
+                with OffLimits(watched) as watch:
                     result = function()
                 if watch.used or watch.evaded:
                     what = ", ".join(sorted(watch.used)) or "code that switched off the grader's watch"
-                    message = f"it calls {what}, which this assignment asks you to implement yourself"
-                    self.value(key, {"__raised__": "OffLimits", "message": message})
+                    message = f"it calls {what}, which this assignment asks you to implement yourself " \
+                              "(see its implementation policy)"
+                    self.value(key, {"__raised__": OFF_LIMITS, "message": message})
                     return None
             else:
                 result = function()
@@ -242,6 +256,11 @@ class Verdict:
             self.fail(f"{key}: nothing was recorded (the probe stopped early)", key)
             return None
         return self.student[key]
+
+    @property
+    def off_limits_keys(self) -> set[str]:
+        """Keys whose call used a function the implementation policy forbids (not tampering: a choice)."""
+        return {key for key, value in self.student.items() if isinstance(value, Raised) and value.type == OFF_LIMITS}
 
     def returned(self, key: str, what: str):
         """The student's value, failing with the exception's name when the call raised."""
@@ -320,9 +339,25 @@ def checks_for(assignment: str) -> dict[str, Check]:
     return module.CHECKS
 
 
+def uses_holdout(assignment: str) -> bool:
+    """Whether an assignment's probes read the instructor's holdout inputs (its module sets ``USES_HOLDOUT``)."""
+    module = importlib.import_module(f"{CHECKS_PACKAGE}.{assignment}")
+    return bool(getattr(module, "USES_HOLDOUT", False))
+
+
+def off_limits_for(assignment: str) -> dict[str, Callable]:
+    """The implementation policy of an assignment: the library functions its students must not call.
+
+    Its checks module's ``off_limits()`` (imported lazily: it names Keras'
+    and TensorFlow's functions), or nothing.
+    """
+    module = importlib.import_module(f"{CHECKS_PACKAGE}.{assignment}")
+    return module.off_limits() if hasattr(module, "off_limits") else {}
+
+
 def probe(assignment: str, cell: str, ns: dict) -> dict:
     """Run one check's probe on a namespace; the record as plain data."""
-    recorder = Recorder()
+    recorder = Recorder(off_limits_for(assignment))
     checks_for(assignment)[cell].probe(ns, recorder)
     return recorder.entries
 
@@ -342,6 +377,9 @@ def verdict(assignment: str, cell: str, student, reference: dict) -> Verdict:
         return Verdict({}, {}, [f"the grader could not read what the tests recorded ({error})"])
     result = Verdict(decoded, from_plain(reference))
     checks_for(assignment)[cell].judge(result)
+    used = sorted({result.student[key].message for key in result.off_limits_keys})
+    if used:  # the reason first, once, before its many consequences
+        result.failures[:0] = [f"not your own implementation: {message}" for message in used]
     return result
 
 

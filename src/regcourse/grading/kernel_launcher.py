@@ -1,4 +1,4 @@
-"""The kernel the grader starts: IPython's, isolated first when the grader runs as root.
+"""The kernel the grader starts: IPython's, inside its container when the grader runs as root.
 
 The engine's private kernelspec runs ``python -P -m regcourse.grading.kernel_launcher
 -f {connection_file}``. ``-P`` keeps the notebook's folder off ``sys.path``
@@ -7,9 +7,11 @@ submitted ``regcourse/``, ``zmq.py`` or ``ipykernel/`` cannot take their place
 (and fake passing tests); the folder is put back before the first cell, where
 IPython itself would put it, so that students' own modules still import.
 
-``REGCOURSE_SANDBOX`` (JSON, from the engine) asks for isolation; see
-``sandbox.isolate``. If any step fails the kernel starts unisolated and the
-report says why: grading goes on either way.
+``REGCOURSE_SANDBOX`` (JSON, from the engine) says whether to isolate. If it
+does, ``sandbox.contain`` runs the rest of this program in the kernel's
+container, or not at all: isolation that cannot be set up means no kernel
+(the report says why), never a kernel without it. If it does not (the grader
+is not root), the kernel runs as the grader's user and the report says why.
 """
 
 from __future__ import annotations
@@ -28,33 +30,25 @@ def _report(path: str | None, report: dict) -> None:
 def main() -> None:
     args = sys.argv[1:]
     spec = json.loads(os.environ.pop("REGCOURSE_SANDBOX", "null") or "null")
-    if spec:
-        report = {"user": False, "network": False, "files": False}
-        if not spec.get("isolate"):
-            report["reason"] = spec.get("reason", "not requested")
-        elif os.geteuid() != 0:
-            report["reason"] = "the kernel does not start as root"
-        else:
-            try:
-                from regcourse.grading.sandbox import isolate
+    contained = bool(spec and spec.get("isolate"))
+    if contained:
+        from regcourse.grading import sandbox
 
-                index = args.index("-f") + 1
-                args[index], report = isolate(spec, args[index])  # writes its own report
-            except Exception as error:  # a platform without namespaces: grade anyway, say so
-                report = {"user": False, "network": False, "files": False}
-                report["reason"] = f"{type(error).__name__}: {error}"
-                print(f"grader: kernel isolation failed: {report['reason']}", file=sys.stderr)
-        if not report["user"]:
-            try:
-                _report(spec.get("report"), report)
-            except OSError:
-                pass
-    from regcourse.grading import kernel_guard  # cached before student code could shadow it
+        args = sandbox.contain(spec, args)  # returns in the contained kernel only; exits on any failure
+    elif spec:
+        try:
+            _report(spec.get("report"), {"user": False, "network": False, "files": False,
+                                         "reason": spec.get("reason", "not requested")})
+        except OSError:
+            pass
+    from regcourse.grading import kernel_reads  # cached before student code could shadow it
     from ipykernel.kernelapp import IPKernelApp
 
     sys.argv = [sys.argv[0], *args]
     app = IPKernelApp.instance()
     app.initialize(args)
+    if contained:
+        sandbox.listening(app)  # its sockets are bound: the socket folder is taken back before any cell
     # Only now, with the kernel's own modules loaded, does the notebook's folder
     # go on sys.path, where IPython puts it (after the standard library; -P made
     # IPython skip it): a submitted zmq.py or ipykernel/ can no longer stand in.
@@ -63,7 +57,7 @@ def main() -> None:
     if spec and spec.get("course"):
         from regcourse.grading.sandbox import python_paths
 
-        kernel_guard.watch_reads(spec["course"], os.getcwd(), python_paths())
+        kernel_reads.watch_reads(spec["course"], os.getcwd(), python_paths())
     app.start()
 
 

@@ -11,12 +11,13 @@ that the engine reads afterwards; nbgrader's own behaviour is otherwise kept.
 - :class:`GuardedExecute` (replaces ``Execute``): per-cell and per-notebook time
   limits, a cap on stored output while it arrives, cells the engine asked to
   skip (they ran out of memory, killed the kernel, or hung in an earlier
-  attempt) get an error output instead of running, and before every test cell
-  the kernel's checking helpers are restored (see ``kernel_guard``). A test
-  cell whose hidden tests are judged (``regcourse.grading.judge``) is scored
-  by the judge, here, outside the kernel: its record is taken from the cell's
-  outputs and compared with the reference record, and the cell's outputs are
-  replaced by the verdict (the kernel's own outputs kept as inert text).
+  attempt) get an error output instead of running. Every test cell is scored
+  by the judge (``regcourse.grading.judge``), here, outside the kernel: its
+  record is taken from the cell's outputs and compared with the reference
+  record, and the cell's outputs are replaced by the verdict (the kernel's own
+  outputs kept as inert text). Nothing in the kernel is trusted, so nothing
+  there is guarded; after the last cell the kernel is asked which course files
+  its code tried to read (``kernel_reads``), for the report.
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ from traitlets import Bool, Enum, Float, Integer, Unicode
 
 from regcourse.grading import judge
 
-#: The names under which the guard module is reached from a user expression.
-_GUARD = "__import__('regcourse.grading.kernel_guard').grading.kernel_guard"
+#: The names under which the read watch is reached from a user expression.
+_READS = "__import__('regcourse.grading.kernel_reads').grading.kernel_reads"
 #: What a cell stopped by the grader shows, and why it scores zero (nbgrader
 #: gives zero to a test cell with an error output).
 STOPPED_ENAME = "GraderStoppedCell"
@@ -152,22 +153,25 @@ class GuardedExecute(Execute):
     skip_path = Unicode("", help="JSON {cell index: reason} of cells not to run").tag(config=True)
     notebook_timeout = Float(0, help="wall-clock seconds for the whole notebook; 0: none").tag(config=True)
     output_bytes = Integer(1024**2, help="stored output per cell; the rest is dropped").tag(config=True)
-    guard = Bool(True, help="restore the checking helpers before each test cell").tag(config=True)
+    watch_reads = Bool(True, help="report the course files student code tried to read").tag(config=True)
     sandbox_uid = Integer(-1, help="uid the kernel ran as (-1: the grader's); its folder is reclaimed after").tag(config=True)
     # Once the last cell's outputs are in, nothing the kernel does matters:
     # kill it rather than wait (nbclient's default) for a polite exit.
     shutdown_kernel = Enum(["graceful", "immediate"], default_value="immediate").tag(config=True)
     kernel_alive_poll_s = Float(0.1, help="how often a dead kernel is looked for while a cell runs").tag(config=True)
     references_path = Unicode("", help="JSON of the reference records (judge.reference_records); empty: no judge").tag(config=True)
+    # Widget state is the student's HTML and script, and nbclient would keep it all in this
+    # process and write it into the graded notebook: a graded notebook holds no widgets.
+    store_widget_state = Bool(False).tag(config=True)
 
     def preprocess(self, nb, resources=None, km=None):
         self._skip = {}
         if self.skip_path and Path(self.skip_path).exists():
             self._skip = {int(k): v for k, v in json.loads(Path(self.skip_path).read_text()).items()}
         self._deadline = None  # the clock starts at the first cell: kernel start-up is not the student's
-        self._snapshot_taken = False
         self._output_sizes: dict[int, int] = {}
         self._truncated: set[tuple[int, str]] = set()
+        self._error_messages: set[int] = set()  # cells whose kernel published an error message
         self.timeout_func = self._cell_timeout
         code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.source.strip()]
         self._last_code_cell = code[-1] if code else -1
@@ -221,11 +225,6 @@ class GuardedExecute(Execute):
         if remaining is not None and remaining <= 0:
             reason = f"the notebook ran out of its {self.notebook_timeout:g} s time limit before this cell"
             return self._stop(cell, index, reason, resources, kind="deadline")
-        if self.guard and not self._snapshot_taken:
-            self._snapshot_taken = True
-            self._kernel_call("snapshot", index)
-        if self.guard and is_test_cell(cell):
-            self._kernel_call("check", index, _grade_id(cell))
         record_event(self.events_path, kind="cell", index=index, cell=_grade_id(cell))
         limited_by_notebook = remaining is not None and (not self.timeout or remaining < self.timeout)
         try:
@@ -239,15 +238,26 @@ class GuardedExecute(Execute):
         if any(o.get("ename") == "CellTimeoutError" for o in cell.outputs):
             kind = "deadline" if limited_by_notebook else "timeout"
             record_event(self.events_path, kind=kind, index=index, cell=_grade_id(cell))
+        if self._suppressed_error(cell, index):  # the reply said it failed, its error message never came
+            record_event(self.events_path, kind="errors-suppressed", index=index, cell=_grade_id(cell))
         if any(i == index for i, _ in self._truncated):
             record_event(self.events_path, kind="truncated", index=index, cell=_grade_id(cell))
         if is_test_cell(cell) and _grade_id(cell) in self._references:
             self._judge(cell, index)
-        if self.guard and utils.is_locked(cell) and not utils.is_grade(cell):
-            self._kernel_call("observe", index)
-        if self.guard and index == self._last_code_cell:  # reads after the last test cell
-            self._kernel_call("reads", index, _grade_id(cell))
+        if self.watch_reads and index == self._last_code_cell:  # after the last cell: every read was made
+            self._report_reads(index, _grade_id(cell))
         return cell, resources
+
+    def _suppressed_error(self, cell, index: int) -> bool:
+        """An error output that nbgrader made from the execute reply, although the kernel sent no error message.
+
+        nbgrader adds the reply's error when no output matches it (so the cell
+        still fails); apart from timeouts, that only happens when something in
+        the kernel kept its error messages from being sent.
+        """
+        timeouts = {"CellTimeoutError", self.error_on_timeout.get("ename") if self.error_on_timeout else None}
+        return index not in self._error_messages and any(
+            o.get("output_type") == "error" and o.get("ename") not in timeouts for o in cell.outputs)
 
     def _stop(self, cell, index, reason, resources, kind="stopped"):
         """Give ``cell`` an error output instead of running it: it scores zero, the rest goes on."""
@@ -259,9 +269,9 @@ class GuardedExecute(Execute):
         record_event(self.events_path, kind=kind, index=index, cell=_grade_id(cell), reason=reason, skipped=True)
         return cell, resources
 
-    def _kernel_call(self, function: str, index: int, cell_name: str | None = None) -> None:
-        """Run kernel_guard.<function>() through user_expressions, outside the student's cells."""
-        expression = f"{_GUARD}.{function}()"
+    def _report_reads(self, index: int, cell_name: str | None = None) -> None:
+        """Ask the kernel (through user_expressions, outside the student's cells) which course files were read."""
+        expression = f"{_READS}.reads()"
         msg_id = self.kc.execute("", silent=True, store_history=False, user_expressions={"r": expression})
         reply = self.wait_for_reply(msg_id)
         result = None
@@ -272,10 +282,8 @@ class GuardedExecute(Execute):
         except (KeyError, TypeError, ValueError, SyntaxError):
             pass
         if result is None:
-            record_event(self.events_path, kind="guard-failed", index=index, cell=cell_name, check=function)
+            record_event(self.events_path, kind="reads-unknown", index=index, cell=cell_name)
             return
-        if result.get("replaced"):
-            record_event(self.events_path, kind="tampering", index=index, cell=cell_name, replaced=result["replaced"])
         if result.get("reads"):
             record_event(self.events_path, kind="reads", index=index, cell=cell_name, paths=result["reads"])
 
@@ -332,7 +340,8 @@ class GuardedExecute(Execute):
                 result = judge.Verdict({}, {}, ["the grader could not judge what the tests recorded"])
             failures = result.failures
             visible = set(judge.checks_for(self._assignment)[name].visible)
-            if result.failed_keys & visible:  # (no error was raised: see above)
+            # (no error was raised: see above); calling a forbidden library function is a choice, not tampering
+            if (result.failed_keys - result.off_limits_keys) & visible:
                 record_event(self.events_path, kind="visible-subverted", index=index, cell=name)
         record_event(self.events_path, kind="judged", index=index, cell=name, failures=len(failures),
                      seconds=time.perf_counter() - started)
@@ -352,9 +361,21 @@ class GuardedExecute(Execute):
         that something went to stderr: nbgrader grades on all three.
         """
         msg_type = msg["msg_type"]
+        content = msg["content"]
+        if msg_type == "error":
+            self._error_messages.add(cell_index)
+            return super().output(outs, {**msg, "content": _capped_error(content, self.output_bytes)}, display_id, cell_index)
+        if msg_type == "execute_result":
+            size = len(json.dumps(content.get("data", {})))
+            if size > self.output_bytes:  # still a result (nbgrader reads it), but no longer the student's bytes
+                self._truncated.add((cell_index, "execute_result"))  # reported with the cell
+                text = str(content.get("data", {}).get("text/plain", ""))[: self.output_bytes // 2]
+                note = f"... result truncated by the grader: more than {self.output_bytes} bytes ..."
+                content = {**content, "data": {"text/plain": text + note}, "metadata": {}}
+                msg = {**msg, "content": content}
+            return super().output(outs, msg, display_id, cell_index)
         if msg_type not in ("stream", "display_data", "update_display_data"):
             return super().output(outs, msg, display_id, cell_index)
-        content = msg["content"]
         if msg_type == "display_data" and judge.RECORD_MIME in content.get("data", {}):
             size = len(json.dumps(content["data"]))
             if size <= judge.MAX_RECORD_BYTES:  # not the student's output: its own budget
@@ -375,6 +396,27 @@ class GuardedExecute(Execute):
         note = f"\n... output truncated by the grader: more than {self.output_bytes} bytes ...\n"
         outs.append(NotebookNode(output_type="stream", name=name, text=kept + note))
         return None
+
+
+    def handle_comm_msg(self, outs, msg, cell_index) -> None:
+        """Keep nothing of comm (widget) messages: the student's kernel can send them without end."""
+        return None
+
+
+def _capped_error(content: dict, budget: int) -> dict:
+    """An error's name, value and traceback cut to ``budget`` bytes in all: it still fails the cell."""
+    share = max(64, budget // 4)
+    cut = lambda text: text if len(text) <= share else text[:share] + " ... (truncated by the grader)"  # noqa: E731
+    traceback, used = [], 0
+    for line in content.get("traceback") or []:
+        line = cut(str(line))
+        if used + len(line) > 2 * share:
+            traceback.append("... (traceback truncated by the grader)")
+            break
+        traceback.append(line)
+        used += len(line)
+    return {**content, "ename": cut(str(content.get("ename", "Error"))), "evalue": cut(str(content.get("evalue", ""))),
+            "traceback": traceback}
 
 
 def _as_text(output) -> NotebookNode | None:

@@ -95,21 +95,35 @@ def summarize(assignment: str, outcomes: list[Outcome], problems: list[str] = ()
                    len(outcomes), seconds)
 
 
-ISOLATION = {"user": "own user", "network": "no network", "files": "course files hidden"}
+#: What each key of ``Outcome.isolation`` means when true (checked inside the kernel; see ``sandbox``).
+ISOLATION = {"user": "own user and processes", "network": "no network",
+             "files": "course files hidden (only its own folder and Python in view, bounded writes)"}
 
 
 def isolation_notes(outcomes: list[Outcome]) -> list[str]:
-    """One line on how the students' kernels were isolated, and why not where they were not."""
+    """How the students' kernels were isolated, measured inside each; why not where they were not; and
+    the kernels that did not run at all because their isolation could not be set up (fail closed)."""
     ran = [o for o in outcomes if getattr(o, "isolation", None)]
     if not ran:
         return []
+    notes = []
+    failed = [o for o in ran if o.isolation.get("failed")]
+    if failed:
+        reasons = Counter(o.isolation.get("reason", "unknown") for o in failed)
+        notes.append(f"kernel isolation could not be set up for {len(failed)} of {len(ran)} submissions, so their "
+                     f"notebooks did not run (failed to run, zero, flagged: grade them again once this is fixed): "
+                     + "; ".join(f"{r} ({n})" for r, n in reasons.most_common()))
+        ran = [o for o in ran if o not in failed]
+        if not ran:
+            return notes
     full = [o for o in ran if all(o.isolation.get(key) for key in ISOLATION)]
     if len(full) == len(ran):
-        return [f"kernel isolation ({', '.join(ISOLATION.values())}): all {len(ran)} kernels"]
+        return notes + [f"kernel isolation ({', '.join(ISOLATION.values())}), checked inside each kernel: "
+                        f"all {len(ran)} kernels"]
     reasons = Counter(o.isolation.get("reason", "unknown") for o in ran if o not in full)
     missing = sorted({ISOLATION[k] for o in ran if o not in full for k in ISOLATION if not o.isolation.get(k)})
-    return [f"kernel isolation incomplete for {len(ran) - len(full)} of {len(ran)} kernels "
-            f"(missing: {', '.join(missing)}): " + "; ".join(f"{r} ({n})" for r, n in reasons.most_common())]
+    return notes + [f"kernel isolation incomplete for {len(ran) - len(full)} of {len(ran)} kernels "
+                    f"(missing: {', '.join(missing)}): " + "; ".join(f"{r} ({n})" for r, n in reasons.most_common())]
 
 
 @dataclass
