@@ -19,7 +19,7 @@ PACKAGE_STAMP := _build/.package-stamp
 
 ASSIGNMENT_IDS = $(shell sed -n 's/^    "\(a[0-9]_[a-z_]*\)",$$/\1/p' nbgrader_config.py)
 
-.PHONY: install book test clean regen-results assignments benchmark student-kit
+.PHONY: install book test test-judge clean regen-results assignments benchmark student-kit
 
 install: $(INSTALLED)
 
@@ -41,6 +41,11 @@ book: $(INSTALLED) $(PACKAGE_STAMP)
 
 test: book
 	$(BIN)/python -m pytest
+
+# Every assignment variant judged in-process, without grading (a few minutes; test_assignments.py,
+# part of `make test`, checks the same verdicts end to end). REGCOURSE_TEST_ONLY is not read here: use -k.
+test-judge: $(INSTALLED)
+	$(BIN)/python -m pytest tests/test_judge.py -m judge_variants
 
 # Accept the current executed chapters as the new reviewed regression results
 # (review the diff with `git diff tests/notebook_results` before committing).

@@ -148,11 +148,13 @@ def test_the_a4_reference_behaves_as_keras_early_stopping_on_every_scripted_run(
     assert compared > 500, compared
 
 
+@pytest.mark.judge_variants
 @pytest.mark.parametrize("assignment, name, replacements", _variants("CORRECT"))
 def test_a_correct_variant_passes_every_check(references, assignment, name, replacements):
     assert _lost(assignment, _reference(references, assignment), replacements) == {}
 
 
+@pytest.mark.judge_variants
 @pytest.mark.parametrize("assignment, name, entry", _variants("WRONG"))
 def test_a_wrong_variant_fails_exactly_the_checks_it_names(references, assignment, name, entry):
     replacements, loses = entry
