@@ -423,6 +423,7 @@ class InvertedDropout(keras.layers.Dropout):
     ),
     # InvertedDropout
     "dropout-no-rescaling": ({"inverted_dropout": _NO_RESCALE}, ["test_dropout_training"]),
+    # two mistakes in one: no rescaling in training and scaling at inference (model.predict sees the latter)
     "dropout-scales-at-inference": (
         {"inverted_dropout": _SCALE_AT_INFERENCE},
         ["test_dropout_inference", "test_dropout_training", "test_dropout_in_model"],
@@ -445,6 +446,7 @@ class InvertedDropout(keras.layers.Dropout):
     "dropout-training-none-is-training": ({"inverted_dropout": _NONE_IS_TRAINING}, ["test_dropout_inference"]),
     "dropout-no-value-error": ({"inverted_dropout": _NO_VALUE_ERROR}, ["test_dropout_construction"]),
     "dropout-config-without-seed": ({"inverted_dropout": _CONFIG_WITHOUT_SEED}, ["test_dropout_construction"]),
+    # rate 0 is graded as a construction case and as the identity at inference (which needs the layer built)
     "dropout-rate-zero-rejected": (
         {"inverted_dropout": _RATE_ZERO_REJECTED},
         ["test_dropout_construction", "test_dropout_inference"],
@@ -454,6 +456,7 @@ class InvertedDropout(keras.layers.Dropout):
         {"inverted_dropout": _FLOAT32_MASK},
         ["test_dropout_inference", "test_dropout_training"],
     ),
+    # NumPy randomness: fixed masks in training, and no graph for model.fit: two behaviours of the contract
     "dropout-numpy-mask": (
         {"inverted_dropout": _NUMPY_MASK},
         ["test_dropout_training", "test_dropout_in_model"],

@@ -207,6 +207,7 @@ WRONG = {
         _edit(("axes = list(range(len(inputs.shape) - 1))", "axes = [0]")),
         ["test_training"],
     ),
+    # one formula serves training and inference, each graded in its own cell: both outputs are wrong
     "epsilon-outside-sqrt": (
         _edit((_OUTPUT, "        return self.gamma * (inputs - mean) / (tf.sqrt(var) + self.epsilon) + self.beta\n")),
         ["test_training", "test_inference"],
