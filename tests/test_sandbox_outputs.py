@@ -26,7 +26,7 @@ def _executor() -> GuardedExecute:
     executor = GuardedExecute(output_bytes=BUDGET)
     executor.reset_execution_trackers()
     executor.clear_before_next_output = False
-    executor._output_sizes, executor._truncated = {}, set()
+    executor.reset_output_trackers()
     return executor
 
 

@@ -325,6 +325,9 @@ class Check:
     ``visible`` the record keys of the cases the cell's visible tests assert
     too. When the judge finds one of those wrong although the kernel raised
     nothing, the kernel's own checking was subverted: the grader flags it.
+    Only checks whose outcome the implementation decides may fail under these
+    keys: the judge's random draw is not the kernel's, so a statistical check
+    of a visible case fails under a key of its own.
     """
 
     probe: Callable[[dict, Recorder], None]

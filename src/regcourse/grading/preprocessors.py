@@ -169,9 +169,7 @@ class GuardedExecute(Execute):
         if self.skip_path and Path(self.skip_path).exists():
             self._skip = {int(k): v for k, v in json.loads(Path(self.skip_path).read_text()).items()}
         self._deadline = None  # the clock starts at the first cell: kernel start-up is not the student's
-        self._output_sizes: dict[int, int] = {}
-        self._truncated: set[tuple[int, str]] = set()
-        self._error_messages: set[int] = set()  # cells whose kernel published an error message
+        self.reset_output_trackers()
         self.timeout_func = self._cell_timeout
         code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.source.strip()]
         self._last_code_cell = code[-1] if code else -1
@@ -185,6 +183,12 @@ class GuardedExecute(Execute):
                 from regcourse.grading.sandbox import reclaim
 
                 reclaim(Path(path), self.sandbox_uid)
+
+    def reset_output_trackers(self) -> None:
+        """Forget what earlier notebooks sent: budgets and error flags are per notebook."""
+        self._output_sizes: dict[int, int] = {}
+        self._truncated: set[tuple[int, str]] = set()
+        self._error_messages: set[int] = set()  # cells whose kernel published an error message
 
     async def _async_poll_kernel_alive(self) -> None:
         """nbclient's check, every ``kernel_alive_poll_s`` instead of every second.
