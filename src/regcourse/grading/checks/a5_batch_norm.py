@@ -446,6 +446,16 @@ def probe_training(ns: dict, rec: Recorder) -> None:
             rec.call(f"defaults|{name}", lambda name=name: _np(getattr(bn, name)).copy())
 
 
+def _given_case(v: Verdict, shape: tuple, momentum: float, epsilon: float) -> tuple[str, list] | None:
+    """A case the probe made with :func:`_given`: its name and the reference's weights, or None (and a failure)
+    when the student's layer could not be built and given them."""
+    case = _case(shape, momentum, epsilon)
+    if v.returned(f"{case}|layer", f"MyBatchNormalization(momentum={momentum}, epsilon={epsilon}), built and "
+                                   f"given weights, for inputs of shape {shape}") is None:
+        return None
+    return case, v.reference[f"{case}|weights"]
+
+
 def judge_training(v: Verdict) -> None:
     x = np.array(VISIBLE_TRAINING_X, dtype=np.float32)  # the visible test's expected values, as it computes them
     if v.returned("visible|layer", "MyBatchNormalization(momentum=0.9, epsilon=0.01)") is not None:
@@ -458,11 +468,10 @@ def judge_training(v: Verdict) -> None:
 
     ref = v.reference
     for shape, momentum, epsilon in TRAINING_CASES:
-        case = _case(shape, momentum, epsilon)
-        if v.returned(f"{case}|layer", f"MyBatchNormalization(momentum={momentum}, epsilon={epsilon}), built and "
-                                       f"given weights, for inputs of shape {shape}") is None:
+        given = _given_case(v, shape, momentum, epsilon)
+        if given is None:
             continue
-        weights = ref[f"{case}|weights"]
+        case, weights = given
         stats = (weights[2], weights[3])
         for step, x in enumerate(ref[f"{case}|inputs"]):
             when = f"{case}, training step {step + 1} ({'NumPy array' if step % 2 == 0 else 'tensor'} input)"
@@ -583,11 +592,10 @@ def judge_inference(v: Verdict) -> None:
 
     ref = v.reference
     for shape, momentum, epsilon in INFERENCE_CASES:
-        case = _case(shape, momentum, epsilon)
-        if v.returned(f"{case}|layer", f"MyBatchNormalization(momentum={momentum}, epsilon={epsilon}), built and "
-                                       f"given weights, for inputs of shape {shape}") is None:
+        given = _given_case(v, shape, momentum, epsilon)
+        if given is None:
             continue
-        weights = ref[f"{case}|weights"]
+        case, weights = given
         gamma, beta, mean, var = (np.asarray(w, np.float64) for w in weights)
         for k, (how, x) in enumerate(zip(INFERENCE_CALLS, ref[f"{case}|inputs"])):
             when = f"inference call with {how} ({'NumPy array' if k % 2 == 0 else 'tensor'} input), {case}"
@@ -726,11 +734,10 @@ def judge_gradients(v: Verdict) -> None:
 
     ref = v.reference
     for shape, momentum, epsilon in FLOAT32_GRADIENT_CASES:
-        case = _case(shape, momentum, epsilon)
-        if v.returned(f"{case}|layer", f"MyBatchNormalization(momentum={momentum}, epsilon={epsilon}), built and "
-                                       f"given weights, for inputs of shape {shape}") is None:
+        given = _given_case(v, shape, momentum, epsilon)
+        if given is None:
             continue
-        weights = [np.asarray(w, np.float64) for w in ref[f"{case}|weights"]]
+        case, weights = given[0], [np.asarray(w, np.float64) for w in given[1]]
         x, g = np.asarray(ref[f"{case}|x"], np.float64), np.asarray(ref[f"{case}|g"], np.float64)
         axes = _axes(shape)
         for training in (False, True):
