@@ -19,7 +19,7 @@ PACKAGE_STAMP := _build/.package-stamp
 
 ASSIGNMENT_IDS = $(shell sed -n 's/^    "\(a[0-9]_[a-z_]*\)",$$/\1/p' nbgrader_config.py)
 
-.PHONY: install book test test-judge clean regen-results assignments benchmark student-kit
+.PHONY: install book test test-judge test-stock clean regen-results assignments benchmark student-kit
 
 install: $(INSTALLED)
 
@@ -46,6 +46,11 @@ test: book
 # part of `make test`, checks the same verdicts end to end). REGCOURSE_TEST_ONLY is not read here: use -k.
 test-judge: $(INSTALLED)
 	$(BIN)/python -m pytest tests/test_judge.py -m judge_variants
+
+# Every variant submission graded by stock nbgrader as well as by the engine (about 40 min; `make test`
+# grades a sample with stock nbgrader: the instructor's notebook, the release, every correct variant).
+test-stock: $(INSTALLED)
+	REGCOURSE_STOCK=all $(BIN)/python -m pytest tests/test_assignments.py
 
 # Accept the current executed chapters as the new reviewed regression results
 # (review the diff with `git diff tests/notebook_results` before committing).

@@ -297,20 +297,27 @@ def test_reports_list_every_student(parallel, outcomes):
     assert any("renamed_notebook" in p for p in run.summary.problems)
 
 
-def test_one_worker_gives_identical_scores(mini_course_template, tmp_path, outcomes):
-    """The same batch, one submission at a time (the engine alone: feedback is not in question here)."""
+def test_one_worker_and_cold_kernels_give_identical_outcomes(mini_course_template, tmp_path, monkeypatch, outcomes):
+    """The same batch, one submission at a time, every kernel started cold (the engine alone: feedback is
+    not in question here). Every hostile case must end the same way as in the parallel batch, where every
+    kernel was a fork of the warm fork server: scores, flags and messages."""
     from regcourse.grading.collect import collect
     from regcourse.grading.engine import grade_many
+    from regcourse.grading.warm_kernel import COLD_VARIABLE
 
     course = shutil.copytree(mini_course_template, tmp_path / "course")
     build_corpus(course)
+    monkeypatch.setenv(COLD_VARIABLE, "1")
     with corpus_sandbox_limits():
         sequential = grade_many(course, collect(course, ASSIGNMENT).refs, LIMITS, workers=1)
 
     def key(o):
-        return o.status, o.score, dict(sorted(o.test_results.items()))
+        return o.status, o.score, dict(sorted(o.test_results.items())), sorted(o.flags), sorted(o.messages)
 
     assert {o.student: key(o) for o in sequential} == {s: key(o) for s, o in outcomes.items()}
+    assert all(not o.kernel for o in sequential)  # cold by choice
+    started = [o.kernel for o in outcomes.values() if o.kernel]
+    assert started and all(k == {"warm": True} for k in started), started
 
 
 def test_command_grades_a_canvas_zip_on_a_dask_cluster(mini_course_template, tmp_path):

@@ -12,11 +12,6 @@ load_grading_holdout() and was caught by a scan of the notebook's source for tha
 that failed a student for a comment and missed getattr.)
 """
 
-#: Each submission trains a model for about 10 s, several times a typical one:
-#: the grading fixture starts the costliest assignments first.
-COST_WEIGHT = 3
-
-
 GRADED = {
     "capstone": "test_capstone_holdout",
 }

@@ -213,7 +213,7 @@ def parser() -> argparse.ArgumentParser:
     grade.add_argument("--notebook-timeout", type=_positive(int), default=defaults.notebook_timeout_s, metavar="S",
                        help=f"seconds one whole submission may take (default {defaults.notebook_timeout_s})")
     grade.add_argument("--memory", type=_positive(int), default=defaults.memory_bytes // 2**20, metavar="MB",
-                       help=f"resident memory of a student's kernel (default {defaults.memory_bytes // 2**20})")
+                       help=f"memory a student's kernel holds as its own (USS) (default {defaults.memory_bytes // 2**20})")
     grade.add_argument("--plain", action="store_true", help="one line per submission instead of a progress bar")
     return top
 

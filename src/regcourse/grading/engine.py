@@ -52,7 +52,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-from regcourse.grading import forkserver, holdout, judge, sandbox
+from regcourse.grading import forkserver, holdout, judge, sandbox, warm_kernel
 from regcourse.grading.course import CourseError
 from regcourse.grading.model import Limits, Outcome, Status, SubmissionRef
 
@@ -93,16 +93,22 @@ _PROCESS_UMASK = _read_umask()
 
 # -- kernelspec -----------------------------------------------------------------------------
 
-def _write_kernelspec(root: Path) -> Path:
-    """The grader's kernelspec under ``root`` (the job's folder), for JUPYTER_PATH; see ``kernel_launcher``."""
+def _write_kernelspec(root: Path, warm: bool) -> Path:
+    """The grader's kernelspec under ``root`` (the job's folder), for JUPYTER_PATH; see ``kernel_launcher``.
+
+    ``warm``: started by ``warm_kernel``'s provisioner (a fork of the grader's fork server), else cold.
+    """
     spec_dir = root / "kernels" / KERNEL_NAME
     spec_dir.mkdir(parents=True, exist_ok=True)
+    metadata: dict = {"debugger": False}
+    if warm:
+        metadata["kernel_provisioner"] = {"provisioner_name": warm_kernel.PROVISIONER_NAME, "config": {}}
     spec = {
         "argv": [sys.executable, "-P", "-m", "regcourse.grading.kernel_launcher", "-f", "{connection_file}"],
         "display_name": "Python 3 (grader)",
         "language": "python",
         "interrupt_mode": "signal",
-        "metadata": {"debugger": False},
+        "metadata": metadata,
     }
     (spec_dir / "kernel.json").write_text(json.dumps(spec, indent=1))
     return root
@@ -150,6 +156,34 @@ def _kill(procs: Iterable) -> None:
             pass
 
 
+def _private_memory(procs: list, limit: int) -> int:
+    """The memory the kernel's processes hold as their own (USS), or a bound under ``limit`` for it.
+
+    A warm kernel (``warm_kernel``) shares TensorFlow's pages with the fork
+    server until it writes to them: they are not the submission's, and its
+    resident size (RSS) counts them all. RSS bounds USS from above and costs a
+    read of ``statm``, while USS costs a walk of the memory map (about 5 ms
+    for a TensorFlow process): USS is read only when RSS is over the limit.
+    """
+    import psutil
+
+    rss = 0
+    for proc in procs:
+        try:
+            rss += proc.memory_info().rss
+        except psutil.Error:
+            pass
+    if rss <= limit:
+        return rss
+    uss = 0
+    for proc in procs:
+        try:
+            uss += proc.memory_full_info().uss
+        except psutil.Error:
+            pass
+    return uss
+
+
 def _watch(job_pid: int, limits: Limits, deadline: float, done: threading.Event) -> tuple[str | None, list]:
     """Until the child exits: kill the kernel over the memory cap, everything past the deadline."""
     import psutil
@@ -167,14 +201,9 @@ def _watch(job_pid: int, limits: Limits, deadline: float, done: threading.Event)
             kernels = child.children(recursive=True)
         except psutil.Error:
             continue
-        rss = 0
         for proc in kernels:
             seen.setdefault(proc.pid, proc)
-            try:
-                rss += proc.memory_info().rss
-            except psutil.Error:
-                pass
-        if killed is None and rss > limits.memory_bytes:
+        if killed is None and _private_memory(kernels, limits.memory_bytes) > limits.memory_bytes:
             killed = "memory"
             _kill(kernels)  # nbgrader sees a dead kernel and stops; the cell is stopped next attempt
         if time.monotonic() > deadline:
@@ -189,7 +218,8 @@ def _watch(job_pid: int, limits: Limits, deadline: float, done: threading.Event)
 
 def _spec(course_root: Path, ref: SubmissionRef, limits: Limits, job: _Job, isolate: bool) -> dict:
     env = dict(os.environ)
-    env["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(_write_kernelspec(job.root)), env.get("JUPYTER_PATH")]))
+    warm = warm_kernel.wanted()
+    env["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(_write_kernelspec(job.root, warm)), env.get("JUPYTER_PATH")]))
     env["JUPYTER_RUNTIME_DIR"] = str(job.run)
     env["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"
     env.pop(judge.MODE_VARIABLE, None)
@@ -240,6 +270,7 @@ def _spec(course_root: Path, ref: SubmissionRef, limits: Limits, job: _Job, isol
         "transport": "ipc" if isolate else None,
         "runtime_dir": env["JUPYTER_RUNTIME_DIR"],
         "references": str(job.references) if job.references is not None else "",
+        "warm": warm,
     }
 
 
@@ -394,6 +425,10 @@ def _interpret(outcome: Outcome, events: list[dict], limits: Limits) -> bool:
         elif kind == "links":
             for path in event["paths"]:
                 outcome.flags.append(f"the submission contains a link or special file, ignored: {path}")
+        elif kind == "kernel-start":
+            outcome.kernel = {"warm": bool(event.get("warm"))}
+            if event.get("reason"):
+                outcome.kernel["reason"] = str(event["reason"])
         elif kind == "shadow":
             outcome.flags.append(
                 f"the submission contains {event['file']}, named like the module {event['module']} the tests use"

@@ -9,7 +9,9 @@ first-use work every autograde would repeat (``autograde_job.warm_up``),
 freezes what it holds out of the garbage collector's reach, then ``fork()`` s a
 child per submission that runs stock nbgrader from a clean state, in its own
 session (so the engine can kill it and everything it started) and with its
-own environment, working folder and umask.
+own environment, working folder and umask. The server also imports
+TensorFlow and Keras for the kernels: each autograde plants a seed that
+becomes its kernel (``warm_kernel``).
 
 The server is started with ``subprocess`` rather than ``multiprocessing`` so
 that it also works inside daemonic processes such as Dask workers. Protocol:
@@ -30,6 +32,8 @@ import subprocess
 import sys
 import threading
 import traceback
+
+from regcourse.grading import warm_kernel
 
 #: The server's poll interval for finished children, in seconds (latency of an exit report).
 _REAP_INTERVAL_S = 0.02
@@ -60,8 +64,10 @@ def _child(spec: dict) -> None:
         os.chdir(spec["cwd"])
         os.environ.clear()
         os.environ.update(spec["env"])
-        from regcourse.grading import autograde_job
+        from regcourse.grading import autograde_job, warm_kernel
 
+        if spec.get("warm"):
+            warm_kernel.plant(spec["events"])  # now, while this process has a single thread
         code = autograde_job.run(spec)
     except BaseException:  # noqa: BLE001 (report anything, then leave without running atexit handlers)
         traceback.print_exc()
@@ -76,9 +82,10 @@ def _child(spec: dict) -> None:
 def serve() -> None:
     import gc
 
-    from regcourse.grading import autograde_job
+    from regcourse.grading import autograde_job, warm_kernel
 
     autograde_job.warm_up()
+    warm_kernel.prepare()  # TensorFlow and Keras, for the kernels (see warm_kernel)
     # Objects that exist now live as long as the server: leave them out of the
     # children's collections, which would otherwise write to (and so copy)
     # every page they share with the server.
@@ -129,6 +136,7 @@ class ForkServer:
 
     def __init__(self) -> None:
         env = dict(os.environ)
+        self.environment = warm_kernel.import_environment(env)  # what its warm kernels were imported with
         self._proc = subprocess.Popen(
             [sys.executable, "-P", "-m", "regcourse.grading.forkserver"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd="/", env=env,
@@ -196,6 +204,9 @@ def server() -> ForkServer:
     """This process's fork server, started on first use (and again if it died)."""
     global _server
     with _server_lock:
+        if _server is not None and _server.environment != warm_kernel.import_environment(os.environ):
+            _server.close()  # its warm kernels would not match this environment: a new server for it
+            _server = None
         if _server is None or not _server.alive():
             _server = ForkServer()
             atexit.register(_server.close)

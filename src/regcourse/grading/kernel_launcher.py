@@ -7,6 +7,10 @@ submitted ``regcourse/``, ``zmq.py`` or ``ipykernel/`` cannot take their place
 (and fake passing tests); the folder is put back before the first cell, where
 IPython itself would put it, so that students' own modules still import.
 
+A warm start (``warm_kernel``) runs :func:`main` in a fork of the grader's
+fork server, where these modules are already imported; from there on, the
+code is the same.
+
 ``REGCOURSE_SANDBOX`` (JSON, from the engine) says whether to isolate. If it
 does, ``sandbox.contain`` runs the rest of this program in the kernel's
 container, or not at all: isolation that cannot be set up means no kernel
@@ -41,6 +45,9 @@ def main() -> None:
                                          "reason": spec.get("reason", "not requested")})
         except OSError:
             pass
+    from regcourse.grading import warm_kernel
+
+    warm_kernel.settle()  # a forked (warm) kernel: what a cold start gives each kernel of its own
     from regcourse.grading import kernel_reads  # cached before student code could shadow it
     from ipykernel.kernelapp import IPKernelApp
 

@@ -31,7 +31,8 @@ class Limits:
 
     cell_timeout_s: int = 120
     notebook_timeout_s: int = 900
-    memory_bytes: int = 4 * 1024**3   # resident memory of the kernel (not address space: TensorFlow reserves lots)
+    memory_bytes: int = 4 * 1024**3   # memory the kernel holds as its own (USS; not address space: TensorFlow
+                                      # reserves lots, nor pages a warm kernel shares with the fork server)
     output_bytes: int = 1024**2       # stored output per cell; the rest is truncated
 
 
@@ -50,3 +51,6 @@ class Outcome:
     # which protections the kernel had: {"user": bool, "network": bool, "files": bool}, and
     # "reason" when they were unavailable (not root, no namespaces); instructor-facing, never a flag
     isolation: dict = field(default_factory=dict)
+    # how its kernel started: {"warm": True} (forked from the grader's fork server, see warm_kernel), or
+    # {"warm": False, "reason": why not}; instructor-facing, in the report's notes
+    kernel: dict = field(default_factory=dict)

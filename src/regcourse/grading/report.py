@@ -91,7 +91,7 @@ def summarize(assignment: str, outcomes: list[Outcome], problems: list[str] = ()
     rows.append(("flagged for review", sorted(flagged)))
     if manual:
         rows.append(("written answers to grade by hand", manual))
-    return Summary(assignment, rows, list(problems), flagged, sorted(late), isolation_notes(outcomes),
+    return Summary(assignment, rows, list(problems), flagged, sorted(late), isolation_notes(outcomes) + kernel_start_notes(outcomes),
                    len(outcomes), seconds)
 
 
@@ -124,6 +124,20 @@ def isolation_notes(outcomes: list[Outcome]) -> list[str]:
     missing = sorted({ISOLATION[k] for o in ran if o not in full for k in ISOLATION if not o.isolation.get(k)})
     return notes + [f"kernel isolation incomplete for {len(ran) - len(full)} of {len(ran)} kernels "
                     f"(missing: {', '.join(missing)}): " + "; ".join(f"{r} ({n})" for r, n in reasons.most_common())]
+
+
+def kernel_start_notes(outcomes: list[Outcome]) -> list[str]:
+    """How many kernels started warm (see ``warm_kernel``), and why the others started cold."""
+    started = [o for o in outcomes if getattr(o, "kernel", None)]
+    if not started:
+        return []
+    warm = sum(1 for o in started if o.kernel.get("warm"))
+    notes = [f"kernels started warm (forked after TensorFlow's import): {warm} of {len(started)}"]
+    reasons = Counter(o.kernel.get("reason", "unknown") for o in started if not o.kernel.get("warm"))
+    if reasons:
+        notes.append(f"kernels started cold: {len(started) - warm}: "
+                     + "; ".join(f"{r} ({n})" for r, n in reasons.most_common()))
+    return notes
 
 
 @dataclass
