@@ -36,8 +36,8 @@ on TensorFlow 2.20, Keras 3, NumPy 2):
   kernel whose environment differs from the server's in any of these
   (:func:`mismatch`), and the kernel then starts cold, with a line in the
   report. Keras' home folder is recomputed in the kernel (:func:`settle`)
-  from the kernel's own ``HOME``, and its ``keras.json`` written there, as
-  the import would have. Keras imports Matplotlib's ``pyplot``: the server
+  from the kernel's own ``HOME`` (the ``keras.json`` a cold import writes
+  there is not written: Keras reads it at import only). Keras imports Matplotlib's ``pyplot``: the server
   imports it with the inline backend ipykernel sets in every kernel, and with
   a configuration folder of its own, so that no matplotlibrc of the grader's
   is read (a sandboxed cold kernel has a fresh ``HOME``); a submitted
@@ -296,17 +296,10 @@ def settle() -> None:
     else:
         base = os.path.expanduser("~")
         home = os.path.join(base if os.access(base, os.W_OK) else "/tmp", ".keras")
+    # Not written: the keras.json a cold kernel writes there when (and only if) its notebook imports Keras.
+    # Keras reads that file at import only, so no computation differs; a notebook that lists its home
+    # sees no ~/.keras before it saves something there (and nothing a previous kernel left: it is fresh).
     config._KERAS_DIR = home
-    path = os.path.expanduser(os.path.join(home, "keras.json"))
-    try:
-        os.makedirs(home, exist_ok=True)
-        if not os.path.exists(path):
-            with open(path, "w") as stream:
-                stream.write(json.dumps({"floatx": config.floatx(), "epsilon": config.epsilon(),
-                                         "backend": config.backend(),
-                                         "image_data_format": config.image_data_format()}, indent=4))
-    except OSError:
-        pass
 
 
 def keras_config_mismatch(env: dict[str, str]) -> str | None:
