@@ -2,7 +2,9 @@
 
 import re
 
+import jupytext
 import pytest
+import yaml
 
 from regression import ROOT
 from test_chapter_regression import toc_chapters
@@ -28,3 +30,27 @@ def test_chapter_is_quiet_and_seeded(chapter):
 
 def test_all_eight_chapters_are_in_the_toc():
     assert len(CHAPTERS) == 8
+
+
+def book_macros() -> dict[str, str]:
+    """The TeX macros the book's MathJax defines (_config.yml, sphinx.config.mathjax3_config)."""
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    return config["sphinx"]["config"]["mathjax3_config"]["tex"]["macros"]
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_chapter_defines_the_book_macros_for_jupyter(chapter):
+    """A chapter downloaded as .md or .ipynb and opened in Jupyter renders \\E and \\Var too.
+
+    Jupyter does not read _config.yml: the chapter's first cell, a markdown cell the
+    book removes (tag remove-cell), defines the same macros with \\newcommand, which
+    Jupyter's MathJax keeps for every later cell of the notebook.
+    """
+    first = jupytext.read(ROOT / f"{chapter}.md").cells[0]
+    assert first.cell_type == "markdown" and "remove-cell" in first.metadata.get("tags", []), (
+        f"{chapter}.md must start with the hidden macro cell (copy it from book/01_why_regularize.md)"
+    )
+    for name, definition in book_macros().items():
+        assert f"\\newcommand{{\\{name}}}{{{definition}}}" in first.source, (
+            f"{chapter}.md's macro cell does not define \\{name} as _config.yml does ({definition})"
+        )
