@@ -388,9 +388,15 @@ def main(argv: list[str]) -> int:
                               for key in ("rss", "pss", "uss")))
         graded = {"stock": scores(stock, assignment), **{name: scores(c, assignment) for name, c in runs.items()
                                                          if name != "unsandboxed" or sandboxed}}
-        differing = {s: {name: g.get(s) for name, g in graded.items()} for s in students
-                     if len({g.get(s) for g in graded.values()}) > 1}
-        print(f"same scores from every grader: {'yes' if not differing else f'no: {differing}'}")
+        # A kernel killed by a cell: stock nbgrader gives up on the notebook (zero), the engine scores zero on
+        # that cell and grades the rest (by design); so those are compared among the engine's runs only.
+        def compared(student):
+            return {name: g.get(student) for name, g in graded.items()
+                    if name != "stock" or "kills_kernel" not in student}
+
+        differing = {s: compared(s) for s in students if len(set(compared(s).values())) > 1}
+        print(f"same scores from every grader (stock left out where a kernel is killed): "
+              f"{'yes' if not differing else f'no: {differing}'}")
     met = speedup >= goal and overhead < OVERHEAD_GOAL_S and judge_share <= JUDGE_SHARE_GOAL and sandbox_cost <= SANDBOX_COST_GOAL and not differing
     return 0 if met else 1
 
