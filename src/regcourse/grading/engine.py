@@ -167,21 +167,17 @@ def _private_memory(procs: list, limit: int) -> int:
     """
     import psutil
 
-    rss = 0
-    for proc in procs:
-        try:
-            rss += proc.memory_info().rss
-        except psutil.Error:
-            pass
-    if rss <= limit:
-        return rss
-    uss = 0
-    for proc in procs:
-        try:
-            uss += proc.memory_full_info().uss
-        except psutil.Error:
-            pass
-    return uss
+    def total(read) -> int:
+        found = 0
+        for proc in procs:
+            try:
+                found += read(proc)
+            except psutil.Error:  # gone meanwhile
+                pass
+        return found
+
+    rss = total(lambda proc: proc.memory_info().rss)
+    return rss if rss <= limit else total(lambda proc: proc.memory_full_info().uss)
 
 
 def _watch(job_pid: int, limits: Limits, deadline: float, done: threading.Event) -> tuple[str | None, list]:

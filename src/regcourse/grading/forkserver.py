@@ -31,7 +31,6 @@ import signal
 import subprocess
 import sys
 import threading
-import traceback
 
 from regcourse.grading import warm_kernel
 
@@ -48,35 +47,29 @@ def _send(message: dict) -> None:
 
 
 def _child(spec: dict) -> None:
-    code = 70
-    try:
-        os.setsid()
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGPIPE):
-            signal.signal(signum, signal.SIG_DFL)
-        log = os.open(spec["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        os.dup2(log, 1)
-        os.dup2(log, 2)
-        os.close(log)
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
-        os.close(null)
-        os.umask(spec["umask"])
-        os.chdir(spec["cwd"])
-        os.environ.clear()
-        os.environ.update(spec["env"])
-        from regcourse.grading import autograde_job, warm_kernel
+    warm_kernel.exit_with(lambda: _autograde(spec), failed=70)  # leaves without running atexit handlers
 
-        if spec.get("warm"):
-            warm_kernel.plant(spec["events"])  # now, while this process has a single thread
-        code = autograde_job.run(spec)
-    except BaseException:  # noqa: BLE001 (report anything, then leave without running atexit handlers)
-        traceback.print_exc()
-    finally:
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        finally:
-            os._exit(code)
+
+def _autograde(spec: dict) -> int:
+    os.setsid()
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGPIPE):
+        signal.signal(signum, signal.SIG_DFL)
+    log = os.open(spec["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    os.umask(spec["umask"])
+    os.chdir(spec["cwd"])
+    os.environ.clear()
+    os.environ.update(spec["env"])
+    from regcourse.grading import autograde_job
+
+    if spec.get("warm"):
+        warm_kernel.plant(spec["events"])  # now, while this process has a single thread
+    return autograde_job.run(spec)
 
 
 def serve() -> None:

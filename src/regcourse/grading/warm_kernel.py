@@ -208,31 +208,13 @@ def plant(events: str = "") -> None:
     _seed.update(pid=pid, socket=ours, events=events)
 
 
-def _wait_as_seed(channel: socket.socket) -> None:
-    code = 1
+def exit_with(body, failed: int = 1) -> None:
+    """In a forked process: run ``body`` (its return value is the exit status), print what it raised (status
+    ``failed``), flush, and leave without the parent's exit handlers."""
+    code = failed
     try:
-        from regcourse.grading.sandbox import PR_SET_PDEATHSIG, _prctl
-
-        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # the autograde is gone: so is its unused seed
-        keep = channel.fileno()
-        os.closerange(3, keep)  # what the autograde had open is not the kernel's (as close_fds=True)
-        os.closerange(keep + 1, 1 << 16)
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = channel.recv(1 << 20)
-            if not chunk:
-                os._exit(0)  # no kernel was wanted
-            data += chunk
-        request = json.loads(data)
-        reason = mismatch(request["env"]) or shadowing(request["cwd"])
-        if reason:
-            channel.sendall((json.dumps({"declined": reason}) + "\n").encode())
-            os._exit(0)
-        _become_launcher(request)
-        channel.sendall((json.dumps({"pid": os.getpid()}) + "\n").encode())
-        channel.close()
-        code = _run_launcher()
-    except BaseException:  # noqa: BLE001 (whatever it is, the provisioner sees the exit)
+        code = body()
+    except BaseException:  # noqa: BLE001 (whatever it is, the parent sees the exit status)
         import traceback
 
         traceback.print_exc()
@@ -242,6 +224,35 @@ def _wait_as_seed(channel: socket.socket) -> None:
             sys.stderr.flush()
         finally:
             os._exit(code)
+
+
+def _wait_as_seed(channel: socket.socket) -> None:
+    exit_with(lambda: _seed_process(channel))
+
+
+def _seed_process(channel: socket.socket) -> int:
+    """The seed: wait for the kernel's request; decline it, or become its launcher."""
+    from regcourse.grading.sandbox import PR_SET_PDEATHSIG, _prctl
+
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # the autograde is gone: so is its unused seed
+    keep = channel.fileno()
+    os.closerange(3, keep)  # what the autograde had open is not the kernel's (as close_fds=True)
+    os.closerange(keep + 1, 1 << 16)
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = channel.recv(1 << 20)
+        if not chunk:
+            return 0  # no kernel was wanted
+        data += chunk
+    request = json.loads(data)
+    reason = mismatch(request["env"]) or shadowing(request["cwd"])
+    if reason:
+        channel.sendall((json.dumps({"declined": reason}) + "\n").encode())
+        return 0
+    _become_launcher(request)
+    channel.sendall((json.dumps({"pid": os.getpid()}) + "\n").encode())
+    channel.close()
+    return _run_launcher()
 
 
 def _become_launcher(request: dict) -> None:
