@@ -163,7 +163,16 @@ def prepare() -> None:
         overrides["MPLCONFIGDIR"] = os.path.join(private, "matplotlib")
     if not os.environ.get("MPLBACKEND"):
         overrides["MPLBACKEND"] = INLINE_BACKEND
-    os.environ.update(overrides)
+    # Only what a sandboxed kernel keeps of the grader's environment, so that what the imports set (below)
+    # is seen even where the grader's environment has it already (a grader that imported TensorFlow itself).
+    from regcourse.grading.sandbox import KERNEL_ENV_NAMES, KERNEL_ENV_PREFIXES
+
+    start = {k: v for k, v in before.items()
+             if k in KERNEL_ENV_NAMES or k.startswith(KERNEL_ENV_PREFIXES) or k.startswith(IMPORT_PREFIXES)
+             or k in IMPORT_NAMES or k == "HOME"}
+    start.update(overrides)
+    os.environ.clear()
+    os.environ.update(start)
     try:
         import importlib
 
@@ -175,17 +184,13 @@ def prepare() -> None:
             raise RuntimeError("an import ran a TensorFlow operation (its thread pools exist)")
         _server["environment"] = import_environment(before)
         # TensorFlow sets variables of its own at import (KMP_*, HDF5_PLUGIN_PATH, ...): a cold kernel has them
-        _server["set_by_imports"] = {k: v for k, v in os.environ.items()
-                                     if k not in overrides and before.get(k) != v}
+        _server["set_by_imports"] = {k: v for k, v in os.environ.items() if k not in overrides and start.get(k) != v}
     except Exception as error:  # noqa: BLE001 (any failure: cold kernels, with the reason in the report)
         _server.clear()
         _server["reason"] = f"the fork server could not import the kernels' modules: {type(error).__name__}: {error}"
     finally:
-        for name in overrides:
-            if name in before:
-                os.environ[name] = before[name]
-            else:
-                os.environ.pop(name, None)
+        os.environ.clear()
+        os.environ.update(before)
 
 
 # -- in an autograde: the seed ----------------------------------------------------------------------
