@@ -67,21 +67,21 @@ def _released(root, assignment):
     return course
 
 
-def _stock(root, assignment):
+def _stock(root, assignment, released):
     """The sample of ``assignment``'s submissions graded by stock ``nbgrader autograde``, in its own course."""
-    course = shutil.copytree(_released(root, assignment), root / f"{assignment}-stock")
+    course = shutil.copytree(released, root / f"{assignment}-stock")
     for sub in stock_sample(assignment):
         build_submission(course, sub)
     nbgrader(course, "autograde", assignment)
     return course
 
 
-def _engine(root, assignment):
+def _engine(root, assignment, released):
     """Every submission of ``assignment`` graded by ``regcourse grade``'s engine (warm kernels, two workers)."""
     from regcourse.grading.engine import grade_many
     from regcourse.grading.model import SubmissionRef
 
-    course = shutil.copytree(root / f"{assignment}-released", root / assignment)
+    course = shutil.copytree(released, root / assignment)
     for sub in SUBMISSIONS[assignment]:
         build_submission(course, sub)
     refs = [SubmissionRef(sub.student, assignment) for sub in SUBMISSIONS[assignment]]
@@ -100,8 +100,9 @@ def graded_twice(tmp_path_factory):
     root = tmp_path_factory.mktemp("courses")
     workers = max(1, min(len(ASSIGNMENTS), os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        stock = dict(zip(ASSIGNMENTS, pool.map(lambda a: _stock(root, a), ASSIGNMENTS)))
-    return {a: (stock[a], *_engine(root, a)) for a in ASSIGNMENTS}
+        released = dict(zip(ASSIGNMENTS, pool.map(lambda a: _released(root, a), ASSIGNMENTS)))
+        stock = dict(zip(ASSIGNMENTS, pool.map(lambda a: _stock(root, a, released[a]), ASSIGNMENTS)))
+    return {a: (stock[a], *_engine(root, a, released[a])) for a in ASSIGNMENTS}
 
 
 @pytest.fixture(scope="session")

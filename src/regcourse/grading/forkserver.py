@@ -75,7 +75,7 @@ def _autograde(spec: dict) -> int:
 def serve() -> None:
     import gc
 
-    from regcourse.grading import autograde_job, warm_kernel
+    from regcourse.grading import autograde_job
 
     autograde_job.warm_up()
     warm_kernel.prepare()  # TensorFlow and Keras, for the kernels (see warm_kernel)

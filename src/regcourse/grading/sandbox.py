@@ -673,9 +673,14 @@ def _plain(path: str) -> bool:
 _channel: socket.socket | None = None
 
 
+def kept_environment(env, extra_names=()) -> dict[str, str]:
+    """The variables of ``env`` a kernel keeps (:data:`KERNEL_ENV_NAMES`, :data:`KERNEL_ENV_PREFIXES`, ``extra_names``)."""
+    names = set(KERNEL_ENV_NAMES) | set(extra_names)
+    return {k: v for k, v in env.items() if k in names or k.startswith(KERNEL_ENV_PREFIXES)}
+
+
 def _kernel_environment(spec: dict) -> dict[str, str]:
-    names = set(KERNEL_ENV_NAMES) | set(spec.get("keep_env", []))
-    env = {k: v for k, v in os.environ.items() if k in names or k.startswith(KERNEL_ENV_PREFIXES)}
+    env = kept_environment(os.environ, spec.get("keep_env", []))
     env.update(HOME=KERNEL_HOME, MPLCONFIGDIR=f"{KERNEL_HOME}/mpl", IPYTHONDIR=f"{KERNEL_HOME}/.ipython",
                XDG_CACHE_HOME=f"{KERNEL_HOME}/.cache", TMPDIR="/tmp", USER="kernel", LOGNAME="kernel")
     return env

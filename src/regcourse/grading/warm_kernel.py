@@ -165,12 +165,11 @@ def prepare() -> None:
         overrides["MPLBACKEND"] = INLINE_BACKEND
     # Only what a sandboxed kernel keeps of the grader's environment, so that what the imports set (below)
     # is seen even where the grader's environment has it already (a grader that imported TensorFlow itself).
-    from regcourse.grading.sandbox import KERNEL_ENV_NAMES, KERNEL_ENV_PREFIXES
+    from regcourse.grading.sandbox import kept_environment
 
-    start = {k: v for k, v in before.items()
-             if k in KERNEL_ENV_NAMES or k.startswith(KERNEL_ENV_PREFIXES) or k.startswith(IMPORT_PREFIXES)
-             or k in IMPORT_NAMES or k == "HOME"}
-    start.update(overrides)
+    start = {**kept_environment(before), **import_environment(before), **overrides}
+    if "HOME" in before:
+        start["HOME"] = before["HOME"]
     os.environ.clear()
     os.environ.update(start)
     try:
@@ -231,6 +230,17 @@ def exit_with(body, failed: int = 1) -> None:
             os._exit(code)
 
 
+def _read_line(channel: socket.socket) -> bytes | None:
+    """One JSON line of the seed's protocol (a request, or its answer); None when the other side closed first."""
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = channel.recv(1 << 20)
+        if not chunk:
+            return None
+        data += chunk
+    return data
+
+
 def _wait_as_seed(channel: socket.socket) -> None:
     exit_with(lambda: _seed_process(channel))
 
@@ -243,12 +253,9 @@ def _seed_process(channel: socket.socket) -> int:
     keep = channel.fileno()
     os.closerange(3, keep)  # what the autograde had open is not the kernel's (as close_fds=True)
     os.closerange(keep + 1, 1 << 16)
-    data = b""
-    while not data.endswith(b"\n"):
-        chunk = channel.recv(1 << 20)
-        if not chunk:
-            return 0  # no kernel was wanted
-        data += chunk
+    data = _read_line(channel)
+    if data is None:
+        return 0  # no kernel was wanted
     request = json.loads(data)
     reason = mismatch(request["env"]) or shadowing(request["cwd"])
     if reason:
@@ -307,25 +314,24 @@ def settle() -> None:
     np.random.seed()  # fresh from the operating system, as at a cold import
     from keras.src.backend import config
 
-    if "KERAS_HOME" in os.environ:
-        home = os.environ["KERAS_HOME"]
-    else:
-        base = os.path.expanduser("~")
-        home = os.path.join(base if os.access(base, os.W_OK) else "/tmp", ".keras")
+    home = _keras_home(os.environ)
     # Not written: the keras.json a cold kernel writes there when (and only if) its notebook imports Keras.
     # Keras reads that file at import only, so no computation differs; a notebook that lists its home
     # sees no ~/.keras before it saves something there (and nothing a previous kernel left: it is fresh).
     config._KERAS_DIR = home
 
 
+def _keras_home(env) -> str:
+    """Keras' folder for a process with environment ``env``, found as Keras finds it at import."""
+    if "KERAS_HOME" in env:
+        return env["KERAS_HOME"]
+    base = env.get("HOME") or os.path.expanduser("~")
+    return os.path.join(base if os.access(base, os.W_OK) else "/tmp", ".keras")
+
+
 def keras_config_mismatch(env: dict[str, str]) -> str | None:
     """A ``keras.json`` the kernel would read whose settings differ from the defaults the server imported with."""
-    if "KERAS_HOME" in env:
-        home = env["KERAS_HOME"]
-    else:
-        base = env.get("HOME") or os.path.expanduser("~")
-        home = os.path.join(base if os.access(base, os.W_OK) else "/tmp", ".keras")
-    path = os.path.join(os.path.expanduser(home), "keras.json")
+    path = os.path.join(os.path.expanduser(_keras_home(env)), "keras.json")
     try:
         with open(path) as stream:
             settings = json.load(stream)
@@ -394,12 +400,9 @@ def _ask_seed(cmd: list[str], kwargs: dict) -> tuple[_Adopted | None, str]:
                    "cwd": str(kwargs.get("cwd") or os.getcwd())}
         channel.settimeout(SEED_TIMEOUT_S)
         channel.sendall((json.dumps(request) + "\n").encode())
-        answer = b""
-        while not answer.endswith(b"\n"):
-            chunk = channel.recv(1 << 16)
-            if not chunk:
-                return None, "the seed exited before it answered"
-            answer += chunk
+        answer = _read_line(channel)
+        if answer is None:
+            return None, "the seed exited before it answered"
         reply = json.loads(answer)
         if "declined" in reply:
             return None, str(reply["declined"])
