@@ -212,7 +212,7 @@ def test_a_record_without_a_model_fails_every_cell_even_against_the_graders_refe
     ns = judge.reference_namespace(ROOT / "solutions" / "a6_capstone" / "a6_capstone.ipynb")
     assert "capstone_model" not in ns
     for cell in judge.checks_for("a6_capstone"):
-        reference = judge.probe("a6_capstone", cell, ns)
+        reference = judge.probe("a6_capstone", cell, ns, reference=True)
         assert judge.judge("a6_capstone", cell, reference, reference) == [a6_capstone.MISSING], cell
 
 

@@ -62,7 +62,7 @@ def _namespace(assignment: str, replacements: dict[str, str] | None = None) -> d
 def _reference(references, assignment):
     if assignment not in references:
         ns = _namespace(assignment)
-        references[assignment] = {cell: judge.probe(assignment, cell, ns) for cell in judge.checks_for(assignment)}
+        references[assignment] = {cell: judge.probe(assignment, cell, ns, reference=True) for cell in judge.checks_for(assignment)}
     return references[assignment]
 
 
@@ -237,6 +237,20 @@ def test_a_recorders_policy_watches_every_call_but_those_that_opt_out():
     assert decoded["the probe's own comparison"] == 1.5
     verdict = judge.Verdict(decoded, {})
     assert verdict.off_limits_keys == {"student"}
+
+
+def test_a_library_run_is_recorded_for_the_reference_and_skipped_in_a_students_kernel():
+    """The library's own runs (no student code) are the same in every kernel: the judges read the reference's."""
+    runs = []
+    records = {}
+    for reference in (False, True):
+        rec = judge.Recorder(off_limits={"the library mean": _library_mean}, reference=reference)
+        rec.library("library", lambda: runs.append(reference) or _library_mean([1, 2]))
+        rec.call("student", lambda: 3.0)
+        records[reference] = judge.from_plain(rec.entries)
+    assert runs == [True]
+    assert records[False] == {"student": 3.0}
+    assert records[True] == {"library": 1.5, "student": 3.0}  # not watched: the library may use itself
 
 
 def test_switching_the_watch_off_is_recorded_as_off_limits():

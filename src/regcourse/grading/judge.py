@@ -189,14 +189,25 @@ class Recorder:
     says otherwise (a probe's own runs of the library, for comparison).
     """
 
-    def __init__(self, off_limits: dict[str, Callable] | None = None) -> None:
+    def __init__(self, off_limits: dict[str, Callable] | None = None, *, reference: bool = False) -> None:
         self.entries: dict[str, object] = {}
         self.off_limits = off_limits or {}
+        self.reference = reference
 
     def value(self, key: str, value) -> None:
         if key in self.entries:
             raise KeyError(f"probe records {key!r} twice")
         self.entries[key] = to_plain(value)
+
+    def library(self, key: str, function: Callable[[], object], convert: Callable[[object], object] | None = None) -> None:
+        """Record a run of the library's own implementation, which calls no student code, for comparison.
+
+        Only the reference record holds it (judges read ``v.reference[key]``):
+        it is the same in every kernel, so a student's kernel skips it rather
+        than pay for it on every submission.
+        """
+        if self.reference:
+            self.call(key, function, convert, off_limits={})
 
     def call(self, key: str, function: Callable[[], object], convert: Callable[[object], object] | None = None,
              *, off_limits: dict[str, Callable] | None = None):
@@ -358,9 +369,10 @@ def off_limits_for(assignment: str) -> dict[str, Callable]:
     return module.off_limits() if hasattr(module, "off_limits") else {}
 
 
-def probe(assignment: str, cell: str, ns: dict) -> dict:
-    """Run one check's probe on a namespace; the record as plain data."""
-    recorder = Recorder(off_limits_for(assignment))
+def probe(assignment: str, cell: str, ns: dict, *, reference: bool = False) -> dict:
+    """Run one check's probe on a namespace; the record as plain data (``reference``: the solution's, see
+    :meth:`Recorder.library`)."""
+    recorder = Recorder(off_limits_for(assignment), reference=reference)
     checks_for(assignment)[cell].probe(ns, recorder)
     return recorder.entries
 
@@ -457,7 +469,7 @@ def reference_file(assignment: str, root: Path) -> Path:
     if cache.is_file():
         return cache
     ns = reference_namespace(root / _source_directory(root) / assignment / f"{assignment}.ipynb")
-    records = {cell: probe(assignment, cell, ns) for cell in checks_for(assignment)}
+    records = {cell: probe(assignment, cell, ns, reference=True) for cell in checks_for(assignment)}
     cache.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=cache.parent, delete=False, suffix=".tmp") as stream:
         json.dump(records, stream)

@@ -328,8 +328,8 @@ def _probe_runs(runs: list[Run], ns: dict, rec: Recorder, model) -> None:
         if own is not None:
             rec.call(f"run {i}|own", lambda: _play(PatienceEarlyStopping(**own[0]), model, own[1], run.monitor,
                                                     run.track_weights))
-        rec.call(f"run {i}|keras", lambda: _play(keras.callbacks.EarlyStopping(**run.keras_kwargs()), model,
-                                                  run.values, run.monitor, run.track_weights), off_limits={})
+        rec.library(f"run {i}|keras", lambda: _play(keras.callbacks.EarlyStopping(**run.keras_kwargs()), model,
+                                                     run.values, run.monitor, run.track_weights))
 
 
 def _probe_reuses(reuses: list[Reuse], ns: dict, rec: Recorder, model) -> None:
@@ -344,8 +344,7 @@ def _probe_reuses(reuses: list[Reuse], ns: dict, rec: Recorder, model) -> None:
                 rec.call(f"reuse {i} run {j}", lambda: _play(mine, model, values, reuse.monitor, track_weights=True))
             rec.call(f"reuse {i} run {j}|own", lambda: _play(PatienceEarlyStopping(**reuse.kwargs), model, values,
                                                               reuse.monitor, track_weights=True))
-            rec.call(f"reuse {i} run {j}|keras", lambda: _play(theirs, model, values, reuse.monitor, track_weights=True),
-                     off_limits={})
+            rec.library(f"reuse {i} run {j}|keras", lambda: _play(theirs, model, values, reuse.monitor, track_weights=True))
 
 
 # -- the judge's comparison -----------------------------------------------------------------------
@@ -563,8 +562,8 @@ def probe_restore_best_weights(ns: dict, rec: Recorder) -> None:
             return run
 
         rec.call(f"fit {patience} {epochs}", mine)
-        rec.call(f"fit {patience} {epochs}|keras", lambda: _fit(
-            keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True), epochs), off_limits={})
+        rec.library(f"fit {patience} {epochs}|keras", lambda: _fit(
+            keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True), epochs))
 
 
 def _arrays(value) -> list[np.ndarray] | None:
