@@ -30,13 +30,18 @@ $(INSTALLED): pyproject.toml
 	touch $@
 
 # The execution cache is keyed on each chapter's own source; a change to the
-# shared package must re-execute every chapter, so it clears the cache.
+# shared package must re-execute every chapter, so it clears the cache, and
+# Sphinx's saved environment with it (else Sphinx, seeing no source changed,
+# would not read the chapters again and the pages would keep their old outputs).
 $(PACKAGE_STAMP): $(PACKAGE_SOURCES) | $(INSTALLED)
-	rm -rf _build/.jupyter_cache
+	rm -rf _build/.jupyter_cache _build/.doctrees
 	mkdir -p _build
 	touch $@
 
+# The chapters are executed first, one per core, into the build's own execution cache
+# (regcourse.book_execution); jupyter-book then renders them from it.
 book: $(INSTALLED) $(PACKAGE_STAMP)
+	$(BIN)/python -m regcourse.book_execution
 	$(BIN)/jupyter-book build . -W -n --keep-going
 
 test: book

@@ -279,15 +279,6 @@ def missing_alt_text(image: dict) -> bool:
     return not alt or alt == image["src"] or alt == Path(urlsplit(image["src"]).path).name
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "the 21 matplotlib figures of the chapters (code-cell outputs: 01 has 1, 02 3, 03 6, 04 2, "
-        "05 3, 06 3, 07 1, 08 2) have no alt text yet, so Sphinx writes each image's file name "
-        "(../_images/<hash>.png) as its alt; their captions and alt texts are being written "
-        "separately. Remove this mark when they land."
-    ),
-)
 def test_every_image_has_alt_text(crawl):
     problems = {
         path: [f"{i['src']} (alt={i['alt']!r})" for i in r.images if missing_alt_text(i)] for path, r in crawl.items()

@@ -19,6 +19,7 @@ import pytest
 import yaml
 from jupyter_cache import get_cache
 
+from regcourse.book_execution import chapters
 from regression import RESULTS, ROOT, compare, execute, sources, write_reference
 
 CACHE = ROOT / "_build" / ".jupyter_cache"
@@ -26,9 +27,8 @@ PACKAGE = ROOT / "src" / "regcourse"
 
 
 def toc_chapters() -> list[str]:
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files = [ch["file"] for part in toc.get("parts", []) for ch in part.get("chapters", [])]
-    return [f for f in files if (ROOT / f"{f}.md").read_text().count("{code-cell}")]
+    """The chapters with code: the table of contents' MyST notebooks, as ``book/<name>``."""
+    return [str(path.relative_to(ROOT).with_suffix("")) for path in chapters(ROOT) if "{code-cell}" in path.read_text()]
 
 
 def executed_copy(chapter: str, source_nb) -> nbformat.NotebookNode:

@@ -54,3 +54,27 @@ def test_chapter_defines_the_book_macros_for_jupyter(chapter):
         assert f"\\newcommand{{\\{name}}}{{{definition}}}" in first.source, (
             f"{chapter}.md's macro cell does not define \\{name} as _config.yml does ({definition})"
         )
+
+
+#: A code cell that draws: the book shows its output as a figure.
+DRAWS = ("plt.show()", "plot_curves(")
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_every_figure_is_numbered_captioned_described_and_referred_to(chapter):
+    """A plot is a figure: a caption that says what to see, alt text for a screen reader, and text that points to it.
+
+    MyST-NB turns the cell's ``mystnb.figure`` (caption, name) and
+    ``mystnb.image.alt`` metadata into a numbered figure; ``{numref}`` gives its number.
+    """
+    nb = jupytext.read(ROOT / f"{chapter}.md")
+    text = "\n".join(cell.source for cell in nb.cells if cell.cell_type == "markdown")
+    for cell in nb.cells:
+        if cell.cell_type != "code" or not any(call in cell.source for call in DRAWS):
+            continue
+        figure = cell.metadata.get("mystnb", {}).get("figure", {})
+        first_line = cell.source.splitlines()[0]
+        assert figure.get("name", "").startswith("fig-"), f"{chapter}: the figure of `{first_line}` has no fig- name"
+        assert len(figure.get("caption", "")) > 40, f"{chapter}: {figure['name']} needs a caption that says what to see"
+        assert len(cell.metadata["mystnb"].get("image", {}).get("alt", "")) > 80, f"{chapter}: {figure['name']} needs alt text"
+        assert f"{{numref}}`{figure['name']}`" in text, f"{chapter}: the text never refers to {figure['name']} by number"

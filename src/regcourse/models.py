@@ -18,6 +18,7 @@ def make_mlp(
     dropout_rate: float = 0.0,
     kernel_regularizer=None,
     batch_norm: bool = False,
+    augment_shift: float = 0.0,
     learning_rate: float = 1e-3,
     optimizer: str = "adam",
     input_dim: int = N_PIXELS,
@@ -27,13 +28,28 @@ def make_mlp(
 
     Each hidden block is Dense → [BatchNormalization] → ReLU → [Dropout];
     batch normalization goes before the non-linearity, as in Ioffe & Szegedy.
+    ``augment_shift`` > 0 puts data augmentation in front: every training
+    batch is shifted at random by up to that fraction of the image's side
+    (Keras' ``RandomTranslation``, which like dropout acts in training only),
+    so the model sees a new variant of each digit in every epoch.
     ``optimizer`` is "adam", "adamw" or "sgd".
     """
     import keras
 
     if not 0.0 <= dropout_rate < 1.0:
         raise ValueError(f"dropout_rate must be in [0, 1), got {dropout_rate}.")
+    if not 0.0 <= augment_shift <= 0.5:
+        raise ValueError(f"augment_shift must be in [0, 0.5] (a fraction of the image's side), got {augment_shift}.")
     layers = [keras.Input((input_dim,))]
+    if augment_shift:
+        side = round(input_dim**0.5)
+        if side * side != input_dim:
+            raise ValueError(f"augment_shift shifts square images: {input_dim} inputs are no flattened square image.")
+        layers += [
+            keras.layers.Reshape((side, side, 1)),
+            keras.layers.RandomTranslation(augment_shift, augment_shift, fill_mode="constant"),
+            keras.layers.Flatten(),
+        ]
     for units in hidden:
         layers.append(keras.layers.Dense(units, kernel_regularizer=kernel_regularizer))
         if batch_norm:

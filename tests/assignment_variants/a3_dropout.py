@@ -361,6 +361,20 @@ _FLOAT32_MASK = _NO_RESCALE.replace(
     "return inputs * tf.cast(keep, tf.float32) / (1.0 - self.rate)",
 )
 
+# right in float32, but every call casts its input to float32: a float64 model gets float32 back
+_CASTS_TO_FLOAT32 = _NO_RESCALE.replace(
+    "        if not training:\n            return inputs\n",
+    "        inputs = tf.cast(inputs, tf.float32)\n        if not training:\n            return inputs\n",
+).replace("return tf.where(keep, inputs, tf.zeros_like(inputs))",
+          "return tf.where(keep, inputs / (1.0 - self.rate), tf.zeros_like(inputs))")
+
+# computes in float32 and casts back: a float64 model gets float64, with float32's precision
+_COMPUTES_IN_FLOAT32 = _NO_RESCALE.replace(
+    "return tf.where(keep, inputs, tf.zeros_like(inputs))",
+    "x = tf.cast(inputs, tf.float32)\n"
+    "        return tf.cast(tf.where(keep, x / (1.0 - self.rate), tf.zeros_like(x)), inputs.dtype)",
+)
+
 # NumPy randomness: frozen into the graph by tf.function; unknown batch size in model.fit
 _NUMPY_MASK = '''
 class InvertedDropout(keras.layers.Layer):
@@ -405,11 +419,11 @@ WRONG = {
     # every cell whose probe runs it (a training call at rate 0 and after-training inference calls included)
     "dropout-delegates-to-tf-nn-dropout": (
         {"inverted_dropout": _DROPOUT_TF_NN},
-        ["test_dropout_inference", "test_dropout_training", "test_dropout_in_model"],
+        ["test_dropout_inference", "test_dropout_training", "test_dropout_dtype", "test_dropout_in_model"],
     ),
     "dropout-delegates-to-keras-random-dropout": (
         {"inverted_dropout": _DROPOUT_KERAS_RANDOM},
-        ["test_dropout_inference", "test_dropout_training", "test_dropout_in_model"],
+        ["test_dropout_inference", "test_dropout_training", "test_dropout_dtype", "test_dropout_in_model"],
     ),
     "dropout-subclasses-keras-dropout": (
         {"inverted_dropout": '''
@@ -419,14 +433,15 @@ class InvertedDropout(keras.layers.Dropout):
             raise ValueError("rate")
         super().__init__(rate, seed=seed, **kwargs)
 '''},
-        ["test_dropout_construction", "test_dropout_inference", "test_dropout_training", "test_dropout_in_model"],
+        ["test_dropout_construction", "test_dropout_inference", "test_dropout_training", "test_dropout_dtype", "test_dropout_in_model"],
     ),
     # InvertedDropout
     "dropout-no-rescaling": ({"inverted_dropout": _NO_RESCALE}, ["test_dropout_training"]),
-    # two mistakes in one: no rescaling in training and scaling at inference (model.predict sees the latter)
+    # two mistakes in one: no rescaling in training, scaling at inference. model.predict sees the layer at
+    # inference as a direct call does: test_dropout_in_model does not charge it a second time
     "dropout-scales-at-inference": (
         {"inverted_dropout": _SCALE_AT_INFERENCE},
-        ["test_dropout_inference", "test_dropout_training", "test_dropout_in_model"],
+        ["test_dropout_inference", "test_dropout_training"],
     ),
     "dropout-rate-as-keep-probability": ({"inverted_dropout": _RATE_AS_KEEP}, ["test_dropout_training"]),
     "dropout-fixed-seed-every-call": ({"inverted_dropout": _SEED_EVERY_CALL}, ["test_dropout_training"]),
@@ -452,10 +467,10 @@ class InvertedDropout(keras.layers.Dropout):
         ["test_dropout_construction", "test_dropout_inference"],
     ),
     # float64 training calls fail, rate 0 under the float64 policy (an identity the inference cell checks) too
-    "dropout-float32-mask": (
-        {"inverted_dropout": _FLOAT32_MASK},
-        ["test_dropout_inference", "test_dropout_training"],
-    ),
+    # the float64 dtype policy is its own cell: these are right in float32 and lose that cell only
+    "dropout-float32-mask": ({"inverted_dropout": _FLOAT32_MASK}, ["test_dropout_dtype"]),
+    "dropout-casts-to-float32": ({"inverted_dropout": _CASTS_TO_FLOAT32}, ["test_dropout_dtype"]),
+    "dropout-computes-in-float32": ({"inverted_dropout": _COMPUTES_IN_FLOAT32}, ["test_dropout_dtype"]),
     # NumPy randomness: fixed masks in training, and no graph for model.fit: two behaviours of the contract
     "dropout-numpy-mask": (
         {"inverted_dropout": _NUMPY_MASK},

@@ -252,7 +252,6 @@ def judge_construction(v: Verdict) -> None:
 
 SHAPES = [(7,), (3, 5), (2, 3, 4), (2, 3, 4, 5)]
 INFERENCE_RATES = (0.0, 0.2, 0.5, 0.9)
-FLOAT64_RATES = (0.0, 0.4)
 KWARGS = ({}, {"training": False}, {"training": None})
 
 
@@ -265,7 +264,6 @@ def _kwargs_text(kwargs: dict) -> str:
 
 
 def probe_inference(ns: dict, rec: Recorder) -> None:
-    import keras
     import tensorflow as tf
 
     InvertedDropout = ns["InvertedDropout"]
@@ -296,23 +294,6 @@ def probe_inference(ns: dict, rec: Recorder) -> None:
         for rate in (0.0, 0):
             rec.call(f"rate {rate!r} training|{shape}", lambda: InvertedDropout(rate)(x, training=True), _output)
 
-    # float64: in a float64 model (Keras' dtype policy) the layer keeps float64
-    previous_policy = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("float64")
-    try:
-        for rate in FLOAT64_RATES:
-            layer = rec.call(f"float64 {rate}|layer", lambda: InvertedDropout(rate), _built)
-            for shape in SHAPES:
-                x = rng.normal(size=shape)
-                if layer is None:
-                    continue
-                for kwargs in KWARGS:
-                    rec.call(f"float64 {rate}|{shape}|{_kwargs_text(kwargs)}", lambda: layer(x, **kwargs), _output)
-        for shape in SHAPES:
-            x = rng.normal(size=shape)
-            rec.call(f"float64 rate 0 training|{shape}", lambda: InvertedDropout(0.0)(x, training=True), _output)
-    finally:
-        keras.config.set_dtype_policy(previous_policy)
 
 
 def _judge_identity(v: Verdict, key: str, what: str, *, visible: bool = False) -> None:
@@ -350,17 +331,13 @@ def judge_inference(v: Verdict) -> None:
                 else f"InvertedDropout(0.5) on a 3x4 float32 array with {parts[1]}"
             _judge_identity(v, key, what, visible=True)
         elif parts[-1] == "layer":
-            v.returned(key, f"InvertedDropout({parts[0].removeprefix('float64 ')})")
+            v.returned(key, f"InvertedDropout({parts[0]})")
         elif parts[-1] == "training call":
             v.returned(key, f"InvertedDropout({parts[0]}) called with training=True on a float32 array of shape {parts[1]}")
-        elif parts[0].startswith("rate ") or parts[0].startswith("float64 rate"):
-            dtype = "float64" if parts[0].startswith("float64") else "float32"
+        elif parts[0].startswith("rate "):
             rate = parts[0].split()[-2]
-            _judge_identity(v, key, f"InvertedDropout({rate})(x, training=True) on a {dtype} array of shape {parts[1]} "
+            _judge_identity(v, key, f"InvertedDropout({rate})(x, training=True) on a float32 array of shape {parts[1]} "
                                     "(rate 0 is the identity even while training)")
-        elif parts[0].startswith("float64 "):
-            _judge_identity(v, key, f"InvertedDropout({parts[0].split()[1]}) under the float64 dtype policy on a float64 "
-                                    f"array of shape {parts[1]} with {parts[2]}")
         elif parts[2] == "after training":
             _judge_identity(v, key, f"InvertedDropout({parts[0]}) on a float32 array of shape {parts[1]} with {parts[3]}, "
                                     "after a training call")
@@ -384,7 +361,6 @@ def _visible_output(y) -> dict:
 
 
 def probe_training(ns: dict, rec: Recorder) -> None:
-    import keras
     import tensorflow as tf
 
     InvertedDropout = ns["InvertedDropout"]
@@ -427,16 +403,6 @@ def probe_training(ns: dict, rec: Recorder) -> None:
 
         training("4|first call", layer, x, lambda: step(tf.constant(x)))
         training("4|second call", layer, x, lambda: step(tf.constant(x)))
-
-    # 5) float64 model (dtype policy float64): output stays float64 and follows the same rule
-    previous_policy = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("float64")
-    try:
-        layer = rec.call("5|layer", lambda: InvertedDropout(0.4), _built)
-        x = _no_zeros(rng, (300, 300), dtype=np.float64)
-        training("5|float64", layer, x)
-    finally:
-        keras.config.set_dtype_policy(previous_policy)
 
     # 6) gradients flow through the realized mask: d sum(w * y) / dx = w * m / (1 - p)
     layer = rec.call("6|layer", lambda: InvertedDropout(0.4), _built)
@@ -572,11 +538,6 @@ def judge_training(v: Verdict) -> None:
         _fraction(v, d1, 0.3, f"{what}, first call")
         _fresh(v, d1, d2, 0.3, what)
 
-    # 5) float64 dtype policy
-    if v.returned("5|layer", "InvertedDropout(0.4) under the float64 dtype policy") is not None:
-        d = _dropped(v, "5|float64", "InvertedDropout(0.4) under the float64 dtype policy on a float64 input", 0.4)
-        _fraction(v, d, 0.4, "InvertedDropout(0.4) under the float64 dtype policy")
-
     # 6) gradients flow through the realized mask. (Finite differences do not apply: every forward
     # pass draws a new mask; so the tape's gradient is compared with the exact derivative of the
     # output it produced.)
@@ -594,6 +555,90 @@ def judge_training(v: Verdict) -> None:
                     i = int(np.argmin(close.ravel()))
                     v.fail(f"the gradient of sum(w * layer(x)) with respect to x must be w * mask / (1 - rate): "
                            f"an element is {grad.flat[i]:.7g} where {expected.flat[i]:.7g} is expected")
+
+
+# -- test_dropout_dtype ---------------------------------------------------------------------
+
+FLOAT64_RATES = (0.2, 0.5)  # not 0: rate 0 is the inference cell's (a layer rejecting it loses that one)
+#: Survivors' output/input ratios computed in float64 agree to about 1e-16; a float32 step leaves about 1e-7.
+FLOAT64_SPREAD = 1e-12
+
+
+def _float64_output(x: np.ndarray, y) -> dict:
+    """A call's output under the float64 policy: its shape and dtype, and how far apart its survivors' ratios lie."""
+    out = _training_output(x, y)
+    out.pop("dropped", None)
+    return out
+
+
+def probe_dtype(ns: dict, rec: Recorder) -> None:
+    import keras
+
+    InvertedDropout = ns["InvertedDropout"]
+    rng = np.random.default_rng(35)
+    previous_policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float64")
+    try:
+        layer = rec.call("visible|layer", lambda: InvertedDropout(0.4), _built)
+        if layer is not None:
+            for kwargs in ({}, {"training": True}):
+                rec.call(f"visible|{_kwargs_text(kwargs)}", lambda: layer(np.ones((50, 50)), **kwargs),
+                         lambda y: {"dtype": _dtype(y)})
+        # a layer per input shape: how one layer copes with several shapes is the other cells' to grade
+        for rate in FLOAT64_RATES:
+            for shape in SHAPES:
+                x = _no_zeros(rng, shape, dtype=np.float64)  # drawn whatever the layer does
+                layer = rec.call(f"{rate} {shape}|layer", lambda: InvertedDropout(rate), _built)
+                if layer is None:
+                    continue
+                for kwargs in (*KWARGS, {"training": True}):
+                    rec.call(f"{rate} {shape}|{_kwargs_text(kwargs)}", lambda: layer(x, **kwargs),
+                             lambda y: _float64_output(x, y))
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
+
+
+def judge_dtype(v: Verdict) -> None:
+    """Only what the float64 policy adds: the call works, keeps shape and float64, and computes in float64.
+
+    Which elements are dropped and by how much survivors are scaled are the
+    other cells' to grade (the same rule holds in float32): a layer wrong in
+    both dtypes is charged there, once.
+    """
+    policy = "under the float64 dtype policy"
+    if v.returned("visible|layer", f"InvertedDropout(0.4) {policy}") is not None:
+        for call in ("no training argument", "training=True"):
+            key = f"visible|{call}"
+            out = v.returned(key, f"InvertedDropout(0.4) {policy} on ones((50, 50)) with {call}")
+            if out is not None:
+                v.check(out["dtype"] == "float64", f"InvertedDropout(0.4) {policy} returned {out['dtype']} with {call}, "
+                                                   "expected float64: keep the input's dtype", key)
+    for key in v.reference:
+        parts = key.split("|")
+        if parts[0] == "visible":
+            continue
+        rate, shape = parts[0].split(" ", 1)
+        what = f"InvertedDropout({rate}) {policy}"
+        if parts[-1] == "layer":
+            v.returned(key, what)
+            continue
+        if isinstance(v.student.get(f"{parts[0]}|layer"), Raised) and key not in v.student:
+            continue  # reported once, under the layer's key
+        what = f"{what} on a float64 array of shape {shape} with {parts[1]}"
+        out = v.returned(key, what)
+        if out is None:
+            continue
+        shape = None if out["shape"] is None else tuple(out["shape"])
+        want = tuple(v.reference[key]["shape"])
+        if not v.check(shape == want, f"{what}: shape {shape}, expected the input's {want}"):
+            continue
+        if not v.check(out["dtype"] == "float64", f"{what}: dtype {out['dtype']}, expected float64 (the input's)"):
+            continue
+        low, high = out.get("ratio_min"), out.get("ratio_max")
+        if low is not None and high is not None:
+            v.check(high - low <= FLOAT64_SPREAD * max(abs(high), 1.0),
+                    f"{what}: the survivors' output/input ratios range from {low!r} to {high!r}: computed in float32 "
+                    "somewhere (keep every step in the input's dtype)")
 
 
 # -- test_dropout_in_model ------------------------------------------------------------------
@@ -624,8 +669,10 @@ def probe_in_model(ns: dict, rec: Recorder) -> None:
                                       lambda h: [float(loss) for loss in h.history["loss"]]) is not None:
         rec.call("sequential|predict", lambda: model.predict(x, verbose=0), _as_numpy)
         rec.call("sequential|predict batch 7", lambda: model.predict(x, batch_size=7, verbose=0), _as_numpy)
-        first, last = model.layers[0], model.layers[2]
-        rec.call("sequential|without dropout", lambda: last(first(x)).numpy(), _as_numpy)
+        first, dropout, last = model.layers
+        # the same network, the layer called directly in inference mode: what predict and evaluate must see.
+        # (Whether the layer is the identity then is test_dropout_inference's to grade: charged once, there.)
+        rec.call("sequential|layer at inference", lambda: last(dropout(first(x), training=False)), _as_numpy)
         rec.call("sequential|evaluate", lambda: model.evaluate(x, y, verbose=0, batch_size=64), _as_numpy)
 
     # a functional model on 3-D inputs, unknown batch size and a partial last batch
@@ -673,19 +720,22 @@ def judge_in_model(v: Verdict) -> None:
             if prediction is not None and v.check(prediction.shape == (64, 3),
                                                   f"model.predict of {what}: shape {prediction.shape}, expected (64, 3)",
                                                   "sequential|predict"):
-                # predict is deterministic (no dropout at inference) and equals the network without the layer
+                # predict is deterministic (no dropout at inference) and is the network with the layer at inference
                 again = v.returned("sequential|predict batch 7", f"model.predict(batch_size=7) of {what}")
                 if again is not None:
                     _allclose(v, again, prediction, "model.predict must be deterministic (batch_size 7 against the default)",
                               rtol=PREDICT_RTOL, atol=PREDICT_ATOL)
-                plain = v.returned("sequential|without dropout", "the model's Dense layers alone")
-                if plain is not None:
-                    _allclose(v, prediction, plain, "model.predict must not drop or rescale anything (against the "
-                                                    "network without the layer)", rtol=PREDICT_RTOL, atol=PREDICT_ATOL)
+                direct = v.returned("sequential|layer at inference",
+                                    "the model's layers called one by one, InvertedDropout with training=False")
+                if direct is not None:
+                    _allclose(v, prediction, direct, "model.predict must see the layer in inference mode (against the "
+                                                     "layers called one by one, InvertedDropout with training=False)",
+                              rtol=PREDICT_RTOL, atol=PREDICT_ATOL)
                     evaluated = v.returned("sequential|evaluate", f"model.evaluate of {what}")
                     if evaluated is not None:
-                        _allclose(v, evaluated, _cross_entropy(np.asarray(v.reference["labels"]), plain),
-                                  "model.evaluate must see the network without dropout (its loss)", rtol=EVALUATE_RTOL, atol=0.0)
+                        _allclose(v, evaluated, _cross_entropy(np.asarray(v.reference["labels"]), direct),
+                                  "model.evaluate must see the layer in inference mode (its loss)", rtol=EVALUATE_RTOL,
+                                  atol=0.0)
     what = "a functional model on 3-D inputs with InvertedDropout(0.25)"
     if v.returned("functional|model", f"building {what}") is not None:
         losses = v.returned("functional|fit", f"model.fit of {what}, batch size 13 (a partial last batch: use the dynamic "
@@ -974,8 +1024,7 @@ CHECKS = {
         probe_inference,
         judge_inference,
         contract=("Otherwise (`training=False`, `training=None` or not given) the input is returned unchanged",
-                  "`rate = 0` is the identity", "Shape and dtype are preserved",
-                  "Under Keras' `float64` dtype policy"),
+                  "`rate = 0` is the identity", "Shape and dtype are preserved"),
         visible=("visible|layer", "visible|no training argument", "visible|training=False", "visible|training=None",
                  "visible|rate 0 training"),
     ),
@@ -984,9 +1033,14 @@ CHECKS = {
         judge_training,
         contract=("each element of the input is zeroed **independently** with probability `rate`",
                   "every survivor is multiplied by $1/(1-\\text{rate})$", "with a **fresh** random mask on every call",
-                  "also when `seed` is an integer", "Under Keras' `float64` dtype policy",
-                  "Gradients flow through the layer"),
+                  "also when `seed` is an integer", "Gradients flow through the layer"),
         visible=("visible|layer", "visible|output"),
+    ),
+    "test_dropout_dtype": Check(
+        probe_dtype,
+        judge_dtype,
+        contract=("Under Keras' `float64` dtype policy", "takes and returns float64 and computes in float64"),
+        visible=("visible|layer", "visible|no training argument", "visible|training=True"),
     ),
     "test_dropout_in_model": Check(
         probe_in_model,
