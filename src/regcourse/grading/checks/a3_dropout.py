@@ -295,7 +295,6 @@ def probe_inference(ns: dict, rec: Recorder) -> None:
             rec.call(f"rate {rate!r} training|{shape}", lambda: InvertedDropout(rate)(x, training=True), _output)
 
 
-
 def _judge_identity(v: Verdict, key: str, what: str, *, visible: bool = False) -> None:
     """The output has the input's shape and dtype and equals it exactly (the reference returns the input).
 
