@@ -18,10 +18,8 @@ It prints each build's wall-clock time, the chapters' own execution times
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -57,9 +55,10 @@ def run(command: list[str], cwd: Path) -> float:
 
 def chapter_seconds(book: Path) -> dict[str, float]:
     """Each chapter's execution time, as the execution cache recorded it."""
-    with sqlite3.connect(book / "_build" / ".jupyter_cache" / "global.db") as db:
-        rows = db.execute("select uri, data from nbcache").fetchall()
-    return {Path(uri).stem[:2]: json.loads(data)["execution_seconds"] for uri, data in rows}
+    from jupyter_cache import get_cache
+
+    records = get_cache(str(book / "_build" / ".jupyter_cache")).list_cache_records()
+    return {Path(record.uri).stem[:2]: record.data["execution_seconds"] for record in records}
 
 
 def main() -> int:
