@@ -44,8 +44,10 @@ book: $(INSTALLED) $(PACKAGE_STAMP)
 	$(BIN)/python -m regcourse.book_execution
 	$(BIN)/jupyter-book build . -W -n --keep-going
 
+# Two pytest workers (pytest-xdist), one test module at a time each: the assignments' grading (its
+# own two grading workers busy) and the rest of the suite (mostly one process waiting on another) side by side.
 test: book
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadscope
 
 # Every assignment variant judged in-process, without grading (a few minutes; test_assignments.py,
 # part of `make test`, checks the same verdicts end to end). REGCOURSE_TEST_ONLY is not read here: use -k.

@@ -436,7 +436,14 @@ def _interpret(outcome: Outcome, events: list[dict], limits: Limits) -> bool:
 
 # -- the judge's reference ------------------------------------------------------------------
 
-_references_lock = threading.Lock()
+#: One lock per (course, assignment): a reference is computed once, and different assignments' side by side.
+_references_locks: dict[tuple[Path, str], threading.Lock] = {}
+_references_locks_guard = threading.Lock()
+
+
+def _references_lock(course_root: Path, assignment: str) -> threading.Lock:
+    with _references_locks_guard:
+        return _references_locks.setdefault((Path(course_root), assignment), threading.Lock())
 
 
 def reference_records(course_root: Path, assignment: str) -> Path:
@@ -459,7 +466,7 @@ def reference_records(course_root: Path, assignment: str) -> Path:
         )
     import subprocess
 
-    with _references_lock:
+    with _references_lock(course_root, assignment):
         path = judge.reference_path(assignment, course_root)
         if not path.is_file():
             result = subprocess.run(
@@ -638,6 +645,21 @@ def _prepare_gradebook(course_root: Path) -> None:
     use_wal(db_url)
 
 
+def _compute_references(course_root: Path, assignments: list[str], workers: int) -> None:
+    """Every assignment's reference records, before anything is graded: a course error stops the batch here.
+
+    Each is its own process, mostly single-threaded; a batch of several
+    assignments computes them side by side, ``workers`` at a time.
+    """
+    if len(assignments) <= 1 or workers <= 1:
+        for assignment in assignments:
+            reference_records(course_root, assignment)
+        return
+    with ThreadPoolExecutor(max_workers=min(workers, len(assignments)), thread_name_prefix="reference") as pool:
+        for future in [pool.submit(reference_records, course_root, a) for a in assignments]:
+            future.result()  # the first course error, in the assignments' order
+
+
 def grade_many(
     course_root: Path,
     refs: Iterable[SubmissionRef],
@@ -661,8 +683,7 @@ def grade_many(
         raise ValueError(f"each submission may be graded once per batch; listed more than once: {', '.join(twice)}")
     course_root = Path(course_root).resolve()
     _prepare_gradebook(course_root)
-    for assignment in sorted({r.assignment for r in refs}):  # before anything runs: a course error stops here
-        reference_records(course_root, assignment)
+    _compute_references(course_root, sorted({r.assignment for r in refs}), workers or default_workers())
     outcomes: list[Outcome | None] = [None] * len(refs)
     if scheduler:
         from dask.distributed import Client, as_completed as dask_completed
