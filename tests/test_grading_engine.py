@@ -360,3 +360,33 @@ def test_the_wall_clock_backstop_kills_a_run_the_limits_inside_could_not_stop(co
 def test_ids_nbgrader_would_misread_and_missing_folders_fail_with_a_reason(course, student, words):
     o = engine.grade_one(course, SubmissionRef(student, ASSIGNMENT), FAST)
     assert o.status is Status.FAILED_TO_RUN and any(words in m for m in o.messages), o.messages
+
+
+def test_a_batch_of_several_assignments_computes_their_references_side_by_side(monkeypatch):
+    """Each reference is a process of its own, mostly single-threaded: a batch of several assignments runs them
+    ``workers`` at a time before grading, and the first course error still stops the batch."""
+    import threading
+
+    from regcourse.grading.course import CourseError
+
+    running, overlapped, lock = set(), [], threading.Lock()
+
+    def fake_reference(course_root, assignment):
+        with lock:
+            running.add(assignment)
+            overlapped.append(len(running))
+        time.sleep(0.3)
+        with lock:
+            running.discard(assignment)
+        if assignment == "broken":
+            raise CourseError("the reference solution of broken could not be probed")
+        return Path(course_root) / f"{assignment}.json"
+
+    monkeypatch.setattr(engine, "reference_records", fake_reference)
+    engine._compute_references(Path("/course"), ["a1", "a2", "a3"], workers=2)
+    assert max(overlapped) == 2, overlapped
+    overlapped.clear()
+    engine._compute_references(Path("/course"), ["a1", "a2"], workers=1)
+    assert max(overlapped) == 1, overlapped
+    with pytest.raises(CourseError, match="broken"):
+        engine._compute_references(Path("/course"), ["a1", "broken", "a3"], workers=2)

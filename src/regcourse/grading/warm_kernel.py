@@ -167,7 +167,8 @@ def prepare() -> None:
     # is seen even where the grader's environment has it already (a grader that imported TensorFlow itself).
     from regcourse.grading.sandbox import kept_environment
 
-    start = {**kept_environment(before), **import_environment(before), **overrides}
+    imported = import_environment(before)
+    start = {**kept_environment(before), **imported, **overrides}
     if "HOME" in before:
         start["HOME"] = before["HOME"]
     os.environ.clear()
@@ -181,7 +182,7 @@ def prepare() -> None:
 
         if context.context_safe() is not None:
             raise RuntimeError("an import ran a TensorFlow operation (its thread pools exist)")
-        _server["environment"] = import_environment(before)
+        _server["environment"] = imported
         # TensorFlow sets variables of its own at import (KMP_*, HDF5_PLUGIN_PATH, ...): a cold kernel has them
         _server["set_by_imports"] = {k: v for k, v in os.environ.items() if k not in overrides and start.get(k) != v}
     except Exception as error:  # noqa: BLE001 (any failure: cold kernels, with the reason in the report)

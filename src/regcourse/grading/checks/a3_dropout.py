@@ -128,8 +128,9 @@ def _no_zeros(rng, shape, dtype=np.float32) -> np.ndarray:
     return (rng.choice([-1.0, 1.0], size=shape) * rng.uniform(0.5, 2.0, size=shape)).astype(dtype)
 
 
-def _training_output(x: np.ndarray, y) -> dict:
-    """A training call's output, compactly: shape, dtype, which elements are 0 (packed bits) and y / x."""
+def _training_output(x: np.ndarray, y, *, mask: bool = True) -> dict:
+    """A training call's output, compactly: shape, dtype, which elements are 0 (packed bits, unless not
+    ``mask``) and y / x."""
     out = {"shape": _shape(y), "dtype": _dtype(y)}
     if out["shape"] is None or tuple(out["shape"]) != x.shape:
         return out
@@ -137,8 +138,9 @@ def _training_output(x: np.ndarray, y) -> dict:
     dropped = values == 0
     ratio = values / np.asarray(x, dtype=np.float64)
     survivors = ratio[~dropped]
+    if mask:
+        out["dropped"] = np.packbits(dropped.ravel())
     out.update(
-        dropped=np.packbits(dropped.ravel()),
         ratio_min=float(np.min(survivors)) if survivors.size else None,
         ratio_max=float(np.max(survivors)) if survivors.size else None,
         ratio_mean=float(np.mean(ratio)),
@@ -565,9 +567,7 @@ FLOAT64_SPREAD = 1e-12
 
 def _float64_output(x: np.ndarray, y) -> dict:
     """A call's output under the float64 policy: its shape and dtype, and how far apart its survivors' ratios lie."""
-    out = _training_output(x, y)
-    out.pop("dropped", None)
-    return out
+    return _training_output(x, y, mask=False)
 
 
 def probe_dtype(ns: dict, rec: Recorder) -> None:
