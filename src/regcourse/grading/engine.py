@@ -651,11 +651,7 @@ def _compute_references(course_root: Path, assignments: list[str], workers: int)
     Each is its own process, mostly single-threaded; a batch of several
     assignments computes them side by side, ``workers`` at a time.
     """
-    if len(assignments) <= 1 or workers <= 1:
-        for assignment in assignments:
-            reference_records(course_root, assignment)
-        return
-    with ThreadPoolExecutor(max_workers=min(workers, len(assignments)), thread_name_prefix="reference") as pool:
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(assignments))), thread_name_prefix="reference") as pool:
         for future in [pool.submit(reference_records, course_root, a) for a in assignments]:
             future.result()  # the first course error, in the assignments' order
 
