@@ -254,9 +254,44 @@ def test_a_library_run_is_recorded_for_the_reference_and_skipped_in_a_students_k
 
 
 def test_switching_the_watch_off_is_recorded_as_off_limits():
-    import sys
+    own_code = _library_mean.__code__  # kept by the student's code before the probe
+
+    def evade():
+        _library_mean.__code__ = own_code
+        return _library_mean([1, 2])
 
     rec = judge.Recorder()
-    rec.call("evades", lambda: sys.setprofile(None) or _library_mean([1, 2]), off_limits={"mean": _library_mean})
+    rec.call("evades", evade, off_limits={"mean": _library_mean})
     assert judge.from_plain(rec.entries)["evades"].type == "OffLimits"
-    assert sys.getprofile() is None
+    assert _library_mean.__code__ is own_code and _library_mean([1, 3]) == 2
+
+
+def test_a_watched_call_fails_is_counted_even_when_caught_and_the_function_is_whole_again_after():
+    import threading
+
+    class Library:
+        def __init__(self, values):  # super() gives the method a closure cell: its stand-in must keep one
+            super().__init__()
+            self.mean = _library_mean(values)
+
+    def caught():
+        try:
+            return Library([1, 2]).mean
+        except Exception as error:  # noqa: BLE001 (the student's code swallows the failure)
+            return f"own mean instead ({type(error).__name__})"
+
+    def in_a_thread():
+        results = []
+        thread = threading.Thread(target=lambda: results.append(caught()))
+        thread.start()
+        thread.join()
+        return results[0]
+
+    policy = {"Library": Library.__init__}
+    rec = judge.Recorder()
+    rec.call("caught", caught, off_limits=policy)
+    rec.call("thread", in_a_thread, off_limits=policy)
+    decoded = judge.from_plain(rec.entries)
+    assert decoded["caught"].type == decoded["thread"].type == judge.OFF_LIMITS
+    assert "calls Library" in decoded["caught"].message
+    assert caught() == 1.5 and not judge._ACTIVE  # outside the watch: the library's own code again

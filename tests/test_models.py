@@ -42,3 +42,31 @@ def test_a_shift_outside_half_the_image_is_refused(bad):
 def test_augmentation_needs_square_images():
     with pytest.raises(ValueError, match="square"):
         make_mlp(augment_shift=0.1, input_dim=10)
+
+
+def test_many_steps_per_execution_train_bit_for_bit_as_one_step_at_a_time():
+    """Why STEPS_PER_EXECUTION may be anything: it saves Python work and changes no number.
+
+    Dropout, batch normalization and augmentation draw random numbers and update state on every
+    step; a partial last batch (100 digits in batches of 16) and validation run through the same
+    multi-step loop.
+    """
+    import keras
+
+    from regcourse.models import STEPS_PER_EXECUTION
+    from regcourse.seeding import set_seed
+
+    assert STEPS_PER_EXECUTION > 1
+    rng = np.random.default_rng(0)
+    x, y = rng.random((100, 784), dtype=np.float32), rng.integers(0, 10, 100)
+    runs = []
+    for steps in (STEPS_PER_EXECUTION, 1):
+        set_seed(0)
+        model = make_mlp((16,), dropout_rate=0.3, batch_norm=True, augment_shift=0.1)
+        if steps == 1:
+            model.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"], steps_per_execution=1)
+        history = model.fit(x, y, validation_data=(x[:30], y[:30]), epochs=3, batch_size=16, verbose=0)
+        runs.append((history.history, [np.asarray(w) for w in model.get_weights()]))
+    (history_many, weights_many), (history_one, weights_one) = runs
+    assert history_many == history_one
+    assert all(np.array_equal(a, b) for a, b in zip(weights_many, weights_one))
