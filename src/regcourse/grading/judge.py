@@ -44,6 +44,7 @@ import json
 import math
 import os
 import tempfile
+import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,7 +185,7 @@ def _stand_in_template(free_variables: int):
 def _stand_in_code(free_variables: int, key: int):
     """A stand-in that reports call ``key`` (a probe makes hundreds of watched calls: no compiling each time)."""
     template = _stand_in_template(free_variables)
-    return template.replace(co_consts=tuple(key if c == _PLACEHOLDER and type(c) is int else c
+    return template.replace(co_consts=tuple(key if type(c) is int and c == _PLACEHOLDER else c
                                             for c in template.co_consts))
 
 
@@ -214,7 +215,7 @@ class OffLimits:
         for name, watched in functions.items():
             for function in watched if isinstance(watched, tuple) else (watched,):
                 function = inspect.unwrap(getattr(function, "__func__", function))
-                if not isinstance(getattr(function, "__code__", None), type(_called.__code__)):
+                if not isinstance(getattr(function, "__code__", None), types.CodeType):
                     raise TypeError(f"{name} has no Python code to watch")
                 self._watched.append((function, name))
         self.used: set[str] = set()
