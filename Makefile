@@ -6,12 +6,10 @@ VENV := .venv
 BIN := $(abspath $(VENV)/bin)
 # nbgrader runs `alembic` as a subprocess: the venv's bin must be on PATH.
 export PATH := $(BIN):$(PATH)
-# TensorFlow reads these when it loads, before any notebook code runs: no C++
-# log lines, and no oneDNN kernels whose round-off depends on the CPU model
-# (the regression results must match on every machine).
-export TF_CPP_MIN_LOG_LEVEL := 3
-export TF_ENABLE_ONEDNN_OPTS := 0
-export PYTHONHASHSEED := 0
+# Every command that may load TensorFlow runs with the course's environment
+# (src/regcourse/environment.py: the same bits on every machine, no C++ log lines),
+# which TensorFlow reads when it loads, before any notebook code runs.
+COURSE_ENV := $(BIN)/python -m regcourse.environment
 
 INSTALLED := $(VENV)/.installed
 PACKAGE_SOURCES := $(wildcard src/regcourse/*.py)
@@ -41,28 +39,28 @@ $(PACKAGE_STAMP): $(PACKAGE_SOURCES) | $(INSTALLED)
 # The chapters are executed first, one per core, into the build's own execution cache
 # (regcourse.book_execution); jupyter-book then renders them from it.
 book: $(INSTALLED) $(PACKAGE_STAMP)
-	$(BIN)/python -m regcourse.book_execution
-	$(BIN)/jupyter-book build . -W -n --keep-going
+	$(COURSE_ENV) $(BIN)/python -m regcourse.book_execution
+	$(COURSE_ENV) $(BIN)/jupyter-book build . -W -n --keep-going
 
 # Two pytest workers (pytest-xdist), one test module at a time each: the assignments' grading (its
 # own two grading workers busy) and the rest of the suite (mostly one process waiting on another) side by side.
 test: book
-	$(BIN)/python -m pytest -n 2 --dist loadscope
+	$(COURSE_ENV) $(BIN)/python -m pytest -n 2 --dist loadscope
 
 # Every assignment variant judged in-process, without grading (a few minutes; test_assignments.py,
 # part of `make test`, checks the same verdicts end to end). REGCOURSE_TEST_ONLY is not read here: use -k.
 test-judge: $(INSTALLED)
-	$(BIN)/python -m pytest tests/test_judge.py -m judge_variants
+	$(COURSE_ENV) $(BIN)/python -m pytest tests/test_judge.py -m judge_variants
 
 # Every variant submission graded by stock nbgrader as well as by the engine (about 40 min; `make test`
 # grades a sample with stock nbgrader: the instructor's notebook, the release, every correct variant).
 test-stock: $(INSTALLED)
-	REGCOURSE_STOCK=all $(BIN)/python -m pytest tests/test_assignments.py
+	REGCOURSE_STOCK=all $(COURSE_ENV) $(BIN)/python -m pytest tests/test_assignments.py
 
 # Accept the current executed chapters as the new reviewed regression results
 # (review the diff with `git diff tests/notebook_results` before committing).
 regen-results: book
-	$(BIN)/python -m pytest tests/test_chapter_regression.py tests/test_assignments.py -k matches_reviewed_result --regen-results
+	$(COURSE_ENV) $(BIN)/python -m pytest tests/test_chapter_regression.py tests/test_assignments.py -k matches_reviewed_result --regen-results
 
 # exercises/ is always the output of stock nbgrader on solutions/ (checked by the tests).
 assignments: $(INSTALLED)
@@ -72,10 +70,10 @@ assignments: $(INSTALLED)
 # _config.yml's repository.url names) and _build/student-kit.zip. The chapters' outputs
 # come from the book build; the kit is scanned for leaks before it is written.
 student-kit: book
-	$(BIN)/python -m regcourse.student_kit
+	$(COURSE_ENV) $(BIN)/python -m regcourse.student_kit
 
 benchmark: $(INSTALLED)
-	$(BIN)/python benchmarks/autograde_times.py
+	$(COURSE_ENV) $(BIN)/python benchmarks/autograde_times.py
 
 clean:
 	rm -rf _build

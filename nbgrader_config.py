@@ -5,25 +5,18 @@ Stock commands work from here, e.g. ``nbgrader generate_assignment a3_dropout``
 ``nbgrader generate_feedback a3_dropout``, ``nbgrader export``.
 """
 
-import os
+from regcourse.environment import apply as apply_course_environment
 
 c = get_config()  # noqa: F821 (provided by traitlets when nbgrader loads this file)
 
-#: The environment of every kernel nbgrader starts, set here so that a grade
-#: never depends on the shell that runs nbgrader. A kernel inherits this
-#: process's environment, and TensorFlow reads these variables when it loads,
-#: before any notebook code could set them. Values are forced, not defaulted:
-#: a caller's ``TF_CPP_MIN_LOG_LEVEL=0`` must not change a grade either.
-KERNEL_ENVIRONMENT = {
-    # No C++ start-up lines on stderr ("failed call to cuInit" on a machine
-    # without a GPU): nbgrader scores any stderr in a test cell as a failure.
-    "TF_CPP_MIN_LOG_LEVEL": "3",
-    # No oneDNN kernels, whose round-off depends on the CPU model: the same
-    # submission gets the same grade on every grading machine.
-    "TF_ENABLE_ONEDNN_OPTS": "0",
-    "PYTHONHASHSEED": "0",
-}
-os.environ.update(KERNEL_ENVIRONMENT)
+#: The environment of every kernel nbgrader starts (regcourse.environment: no
+#: TensorFlow start-up lines on stderr, which nbgrader would score as a failed
+#: test; the same bits on every grading machine), set here so that a grade never
+#: depends on the shell that runs nbgrader. A kernel inherits this process's
+#: environment, and TensorFlow reads these variables when it loads, before any
+#: notebook code could set them. Values are forced: a caller's
+#: ``TF_CPP_MIN_LOG_LEVEL=0`` must not change a grade either.
+apply_course_environment()
 
 #: The assignments of the course, in teaching order; `make assignments` and the
 #: tests iterate over this list. Each is solutions/<id>/<id>.ipynb.

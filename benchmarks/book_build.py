@@ -28,8 +28,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-#: What the Makefile exports for every build (TensorFlow reads these at import).
-ENVIRONMENT = {"TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0", "PYTHONHASHSEED": "0"}
+#: What every build runs with (the Makefile runs it through regcourse.environment).
+from regcourse.environment import ENVIRONMENT  # noqa: E402
 
 
 def tracked_copy(destination: Path) -> Path:

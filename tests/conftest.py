@@ -1,8 +1,8 @@
-import os
+from regcourse.environment import apply as apply_course_environment
 
-# Kernels started by the tests inherit these (see Makefile for why).
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+# Kernels started by the tests, and TensorFlow in the tests' own processes, see the course's
+# environment (regcourse.environment), whatever the shell that runs pytest sets.
+apply_course_environment()
 
 
 def pytest_addoption(parser):

@@ -18,8 +18,9 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+from regcourse.environment import apply as apply_course_environment  # noqa: E402
+
+apply_course_environment()  # the kernel sees what the book's kernels see
 
 import jupytext  # noqa: E402
 import nbformat  # noqa: E402

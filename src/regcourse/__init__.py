@@ -1,11 +1,10 @@
 """Shared code of the regularization course: data, seeding, models, plots, checks.
 
 Modules import TensorFlow lazily, so ``import regcourse`` stays cheap for
-tools (graders, tests) that never train. TensorFlow's C++ start-up notices are
-silenced by ``TF_CPP_MIN_LOG_LEVEL=3`` in the environment of the process that
-starts the kernel (the Makefile exports it for the book, the course's
-``nbgrader_config.py`` sets it for grading): TensorFlow reads it before any
-Python code of ours could set it.
+tools (graders, tests) that never train. What TensorFlow must find in its
+environment when it loads (no C++ start-up notices, the same bits on every
+machine) is :mod:`regcourse.environment`, set by the process that starts the
+kernel: the book's executor, the tests, the course's ``nbgrader_config.py``.
 """
 
 __version__ = "0.1.0"

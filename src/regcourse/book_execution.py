@@ -88,6 +88,9 @@ def main() -> int:
         print(f"no _toc.yml in {root}: run this from the book's root", file=sys.stderr)
         return 2
     logging.basicConfig(format="%(message)s")
+    from regcourse.environment import apply as apply_course_environment
+
+    apply_course_environment()  # the kernels inherit it: TensorFlow reads it when it loads
     started = time.perf_counter()
     result = execute(root)
     ran = len(result["succeeded"]) + len(result["excepted"]) + len(result["errored"])

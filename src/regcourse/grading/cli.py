@@ -110,8 +110,14 @@ def grade_assignment(course_root: Path, assignment: str, *, submissions: Path | 
                      workers: int | None = None, scheduler: str | None = None, limits: Limits = Limits(),
                      console=None, live: bool | None = None) -> GradingRun:
     """The whole run, as ``regcourse grade`` does it; raises CourseError when it cannot start."""
+    from regcourse.environment import apply as apply_course_environment
+
     from . import forkserver
 
+    # What the course's nbgrader_config.py sets for its kernels, before the fork server below
+    # imports TensorFlow for them: else, started from a plain shell, it would import it with
+    # another environment than its kernels', and be replaced once the config is loaded.
+    apply_course_environment()
     if scheduler is None:
         # The local fork server imports nbgrader (seconds of CPU) once: first thing, on the
         # other core, while this process checks the course and collects the submissions.

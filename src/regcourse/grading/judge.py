@@ -567,7 +567,7 @@ def _source_directory(root: Path) -> str:
     """``c.CourseDirectory.source_directory`` of the course (nbgrader's default: ``source``)."""
     from traitlets.config.loader import PyFileConfigLoader
 
-    # Loading the course config also sets the kernels' environment (KERNEL_ENVIRONMENT) in this
+    # Loading the course config also sets the kernels' environment (regcourse.environment) in this
     # process, before TensorFlow is imported: the reference runs as the students' kernels do.
     config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
     return config.CourseDirectory.get("source_directory", "source")

@@ -83,7 +83,8 @@ KERNEL_HOME = "/home/kernel"
 KERNEL_ENV_NAMES = ("PATH", "LANG", "LANGUAGE", "TZ", "TERM", "PYTHONHASHSEED", "PYTHONIOENCODING", "PYTHONUTF8",
                     "PYTHONWARNINGS", "PYDEVD_DISABLE_FILE_VALIDATION", "REGCOURSE_JUDGE",
                     "REGCOURSE_HOLDOUT_INPUTS")
-KERNEL_ENV_PREFIXES = ("LC_", "TF_", "KERAS_", "OMP_", "MKL_", "OPENBLAS_", "NUMEXPR_", "XLA_", "CUDA_")
+KERNEL_ENV_PREFIXES = ("LC_", "TF_", "KERAS_", "OMP_", "MKL_", "OPENBLAS_", "ONEDNN_", "DNNL_", "NPY_", "NUMEXPR_",
+                       "XLA_", "CUDA_")
 #: Folders of the host the kernel sees read-only (when they exist); links among them are kept as links.
 SYSTEM_FOLDERS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/sys")
 #: Device nodes the kernel gets in its /dev.

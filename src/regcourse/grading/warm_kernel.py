@@ -75,8 +75,8 @@ IMPORTS = ("numpy", "scipy", "tensorflow", "keras", "IPython", "ipykernel.kernel
            "regcourse.grading.judge", "regcourse.grading.kernel_launcher", "regcourse.grading.kernel_reads",
            "regcourse.grading.sandbox")
 #: Variables read while those modules import: a kernel whose values differ cannot be a fork of the server.
-IMPORT_PREFIXES = ("PYTHON", "TF_", "KERAS_", "XLA_", "CUDA_", "OMP_", "MKL_", "OPENBLAS_", "GOTO_", "NUMEXPR_",
-                   "SKLEARN_", "JOBLIB_", "LOKY_", "LC_")
+IMPORT_PREFIXES = ("PYTHON", "TF_", "KERAS_", "XLA_", "CUDA_", "OMP_", "MKL_", "OPENBLAS_", "ONEDNN_", "DNNL_", "NPY_",
+                   "GOTO_", "NUMEXPR_", "SKLEARN_", "JOBLIB_", "LOKY_", "LC_")
 IMPORT_NAMES = ("LANG", "LANGUAGE", "TZ", "MPLBACKEND", "MPLCONFIGDIR", "MATPLOTLIBRC")
 #: Recomputed per kernel by :func:`settle` rather than compared.
 PER_KERNEL = ("KERAS_HOME",)

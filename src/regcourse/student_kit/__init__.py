@@ -58,7 +58,7 @@ from urllib.parse import quote, urlencode
 #: helpers of the visible tests). An allow-list, so that a module added to the
 #: package for the instructors (grading, a holdout) never ships by accident;
 #: the build fails if a kit notebook imports a module missing from it.
-STUDENT_MODULES = ("__init__", "checking", "data", "models", "plots", "seeding", "stats", "synthetic")
+STUDENT_MODULES = ("__init__", "checking", "data", "environment", "models", "plots", "seeding", "stats", "synthetic")
 #: Dependencies of the course package that only grading needs: not in the kit.
 GRADING_ONLY_DEPENDENCIES = ("nbgrader", "rich", "dask", "psutil")
 #: What students run the notebooks in, besides the package's own dependencies.
@@ -354,14 +354,12 @@ class ChapterOutputs:
 
     @staticmethod
     def _execute(nb, cwd: Path):
-        import os
-
         from nbclient import NotebookClient
         from nbclient.exceptions import CellExecutionError
 
-        # what the Makefile exports for the book: TensorFlow reads it when the kernel starts
-        for name, value in (("TF_CPP_MIN_LOG_LEVEL", "3"), ("TF_ENABLE_ONEDNN_OPTS", "0"), ("PYTHONHASHSEED", "0")):
-            os.environ.setdefault(name, value)
+        from regcourse.environment import apply as apply_course_environment
+
+        apply_course_environment()  # as for the book: TensorFlow reads it when the kernel starts
         nb = copy.deepcopy(nb)
         try:
             NotebookClient(nb, timeout=CHAPTER_TIMEOUT_S, kernel_name="python3",

@@ -1,0 +1,80 @@
+"""The environment every process of the course that runs TensorFlow starts with.
+
+    python -m regcourse.environment COMMAND [ARG ...]   runs COMMAND with it
+
+The book's regression results, the assignments' reference values and the
+capstone's thresholds are exact numbers, so the same code must compute the
+same bits on every machine that builds the book or grades. TensorFlow reads
+these variables once, when it loads, before any notebook code could set them:
+the book's executor, the tests and the course's ``nbgrader_config.py`` (stock
+nbgrader, and the kernels ``regcourse grade`` starts) all set them from here.
+
+Why each, measured with TensorFlow 2.21 on two-core x86 machines:
+
+- ``ONEDNN_MAX_CPU_ISA``: even with oneDNN's graph rewrites off, TensorFlow's
+  x86 wheels multiply matrices with oneDNN's GEMM, which picks its kernel for
+  the processor: AVX-512 where there is one, AVX2 elsewhere. Their sums round
+  differently, and training amplifies a last-bit difference: chapter 6's plain
+  SGD at learning rate 0.5 reached 0.846 validation accuracy on an AVX-512
+  machine and 0.760 on an AVX2 one (CI drew one). Capped at AVX2, which every
+  x86 machine of the last ten years has, both compute the AVX2 bits.
+- ``TF_NUM_INTRAOP_THREADS``: a product with a short output and a long inner
+  dimension (1,000 digits times 784 pixels into 4 units) is split along the
+  inner dimension between the threads, so the rounding depends on their
+  number, which TensorFlow takes from the core count. Two, the course's
+  reference machine, on every machine.
+- ``OPENBLAS_CORETYPE``: NumPy's and SciPy's OpenBLAS choose their kernels
+  by processor too (SkylakeX on AVX-512, Haswell on AVX2): Haswell everywhere.
+  Set on x86 only; elsewhere OpenBLAS does not know the name.
+- ``TF_ENABLE_ONEDNN_OPTS``: no oneDNN graph rewrites, whose round-off
+  depends on the processor model.
+- ``TF_CPP_MIN_LOG_LEVEL``: no C++ start-up lines on stderr ("failed call to
+  cuInit" on a machine without a GPU): nbgrader scores any stderr in a test
+  cell as a failure.
+- ``PYTHONHASHSEED``: set iteration order, the same in every process.
+
+Values are forced, not defaulted: a caller's ``TF_NUM_INTRAOP_THREADS=8``
+must not change a result or a grade.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+
+_X86 = platform.machine().lower() in ("x86_64", "amd64", "i686", "i386", "x86")
+
+#: Variable -> value, for every process that may load TensorFlow.
+ENVIRONMENT: dict[str, str] = {
+    "TF_CPP_MIN_LOG_LEVEL": "3",
+    "TF_ENABLE_ONEDNN_OPTS": "0",
+    "TF_NUM_INTRAOP_THREADS": "2",
+    "PYTHONHASHSEED": "0",
+    **({"ONEDNN_MAX_CPU_ISA": "AVX2", "OPENBLAS_CORETYPE": "Haswell"} if _X86 else {}),
+}
+
+
+def apply(environ=None) -> None:
+    """Set :data:`ENVIRONMENT` in ``environ`` (this process's environment by default), overriding."""
+    (os.environ if environ is None else environ).update(ENVIRONMENT)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run a command with the course's environment (``make book`` runs Jupyter Book so)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv:
+        print(__doc__.splitlines()[0])
+        for name, value in ENVIRONMENT.items():
+            print(f"{name}={value}")
+        return 0
+    apply()
+    try:
+        os.execvp(argv[0], argv)
+    except OSError as error:
+        print(f"regcourse.environment: cannot run {argv[0]!r}: {error.strerror}", file=sys.stderr)
+        return 127
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""The course's environment (regcourse.environment) reaches TensorFlow, and makes its bits machine-independent."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+
+import pytest
+
+from regcourse.environment import ENVIRONMENT, apply, main
+
+#: A product that TensorFlow splits along its inner dimension (output 1,000 x 4, inner 784), once as
+#: the course runs it, once with the processor's widest GEMM kernel and a different thread count.
+PRODUCT = """
+import hashlib, numpy as np, tensorflow as tf
+a = np.random.default_rng(0).standard_normal((1000, 784)).astype(np.float32)
+b = np.random.default_rng(1).standard_normal((784, 4)).astype(np.float32)
+print(hashlib.sha256(tf.matmul(a, b).numpy().tobytes()).hexdigest())
+"""
+
+
+def _product_digest(cores=None, **overrides) -> str:
+    """The product's digest in a fresh process with the tests' environment changed by ``overrides``
+    (None: unset) and, with ``cores``, allowed to run on only that many cores (which TensorFlow counts)."""
+    env = {**os.environ, **overrides}
+    env = {k: v for k, v in env.items() if v is not None}
+    allowed = sorted(os.sched_getaffinity(0))[:cores] if cores else None
+    done = subprocess.run([sys.executable, "-c", PRODUCT], env=env, capture_output=True, text=True, check=True,
+                          preexec_fn=(lambda: os.sched_setaffinity(0, allowed)) if allowed else None)
+    return done.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def course_digest():
+    return _product_digest()
+
+
+def test_apply_overrides_what_the_caller_set():
+    env = {"TF_NUM_INTRAOP_THREADS": "8", "TF_CPP_MIN_LOG_LEVEL": "0", "HOME": "/h"}
+    apply(env)
+    assert env == {**ENVIRONMENT, "HOME": "/h"}
+
+
+def test_the_tests_run_with_it():
+    assert {name: os.environ.get(name) for name in ENVIRONMENT} == ENVIRONMENT
+
+
+def test_the_command_form_runs_the_command_with_it():
+    shown = subprocess.run([sys.executable, "-m", "regcourse.environment", sys.executable, "-c",
+                            "import os, json; print(json.dumps(dict(os.environ)))"],
+                           env={"PATH": os.environ["PATH"], "TF_NUM_INTRAOP_THREADS": "8"},
+                           capture_output=True, text=True, check=True)
+    import json
+
+    seen = json.loads(shown.stdout)
+    assert {name: seen.get(name) for name in ENVIRONMENT} == ENVIRONMENT
+
+
+def test_an_unknown_command_is_a_clear_error(capsys):
+    assert main(["no-such-command-anywhere"]) == 127
+    assert "cannot run 'no-such-command-anywhere'" in capsys.readouterr().err
+
+
+def test_without_a_command_it_lists_the_variables(capsys):
+    assert main([]) == 0
+    assert "TF_NUM_INTRAOP_THREADS=2" in capsys.readouterr().out
+
+
+def _has_avx512() -> bool:
+    try:
+        return " avx512f" in open("/proc/cpuinfo").read()
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores to take one away")
+def test_the_same_bits_on_fewer_cores(course_digest):
+    """TensorFlow sizes its thread pool by the cores it may use; pinned, one core computes the same bits,
+    and unpinned it does not (so the pin is what keeps them equal)."""
+    course = course_digest
+    assert _product_digest(cores=1) == course
+    assert _product_digest(cores=1, TF_NUM_INTRAOP_THREADS=None) != course
+
+
+@pytest.mark.skipif(not _has_avx512(), reason="only a processor with AVX-512 computes other bits uncapped")
+def test_an_avx512_processor_computes_the_avx2_bits(course_digest):
+    """Uncapped, this processor's AVX-512 GEMM rounds otherwise than the AVX2 one every x86 machine has
+    (CI drew an AVX2 machine once and the book's numbers changed); capped, it computes the AVX2 bits."""
+    assert ENVIRONMENT["ONEDNN_MAX_CPU_ISA"] == "AVX2"
+    assert _product_digest(ONEDNN_MAX_CPU_ISA=None) != course_digest
