@@ -90,3 +90,13 @@ def test_an_avx512_processor_computes_the_avx2_bits(course_digest):
     (CI drew an AVX2 machine once and the book's numbers changed); capped, it computes the AVX2 bits."""
     assert ENVIRONMENT["ONEDNN_MAX_CPU_ISA"] == "AVX2"
     assert _product_digest(ONEDNN_MAX_CPU_ISA=None) != course_digest
+
+
+def test_openblas_is_told_haswell_only_where_avx2_runs():
+    """Haswell's kernels on a processor without AVX2 would stop at an illegal instruction."""
+    try:
+        flags = next((line for line in open("/proc/cpuinfo") if line.startswith("flags")), "")
+    except OSError:
+        flags = ""
+    x86 = platform.machine().lower() in ("x86_64", "amd64")
+    assert ("OPENBLAS_CORETYPE" in ENVIRONMENT) == (x86 and " avx2" in flags)

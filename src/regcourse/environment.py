@@ -24,8 +24,9 @@ Why each, measured with TensorFlow 2.21 on two-core x86 machines:
   number, which TensorFlow takes from the core count. Two, the course's
   reference machine, on every machine.
 - ``OPENBLAS_CORETYPE``: NumPy's and SciPy's OpenBLAS choose their kernels
-  by processor too (SkylakeX on AVX-512, Haswell on AVX2): Haswell everywhere.
-  Set on x86 only; elsewhere OpenBLAS does not know the name.
+  by processor too (SkylakeX on AVX-512, Haswell on AVX2): Haswell on every
+  x86 processor with AVX2 (read from Linux's ``/proc/cpuinfo``); elsewhere
+  OpenBLAS does not know the name or could not run the kernels.
 - ``TF_ENABLE_ONEDNN_OPTS``: no oneDNN graph rewrites, whose round-off
   depends on the processor model.
 - ``TF_CPP_MIN_LOG_LEVEL``: no C++ start-up lines on stderr ("failed call to
@@ -45,13 +46,27 @@ import sys
 
 _X86 = platform.machine().lower() in ("x86_64", "amd64", "i686", "i386", "x86")
 
-#: Variable -> value, for every process that may load TensorFlow.
+
+def _has_avx2() -> bool:
+    """Whether this processor has AVX2, as Linux reports it (elsewhere: not known, so no)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as cpuinfo:
+            return any(line.startswith("flags") and " avx2" in line for line in cpuinfo)
+    except OSError:
+        return False
+
+
+#: Variable -> value, for every process that may load TensorFlow. OpenBLAS is told its kernels
+#: only where they can run: Haswell's on a processor without AVX2 would stop at the first
+#: product with an illegal instruction. oneDNN's cap is safe anywhere: below it, oneDNN takes
+#: the best the processor has.
 ENVIRONMENT: dict[str, str] = {
     "TF_CPP_MIN_LOG_LEVEL": "3",
     "TF_ENABLE_ONEDNN_OPTS": "0",
     "TF_NUM_INTRAOP_THREADS": "2",
     "PYTHONHASHSEED": "0",
-    **({"ONEDNN_MAX_CPU_ISA": "AVX2", "OPENBLAS_CORETYPE": "Haswell"} if _X86 else {}),
+    **({"ONEDNN_MAX_CPU_ISA": "AVX2"} if _X86 else {}),
+    **({"OPENBLAS_CORETYPE": "Haswell"} if _X86 and _has_avx2() else {}),
 }
 
 
