@@ -782,13 +782,9 @@ def grading_holdout(root: Path | None = None):
 
     import numpy as np
 
-    root = root or repository_root()
-    try:
-        from regcourse.grading import holdout
-    except ImportError:  # an older course: the holdout in regcourse.data
-        from regcourse.data import load_grading_holdout
+    from regcourse.grading import holdout
 
-        return load_grading_holdout()[0]
+    root = root or repository_root()
     with tempfile.TemporaryDirectory() as scratch:
         inputs = [np.load(holdout.export_inputs(Path(scratch) / "default.npy", root=Path(scratch)))]
         if (root / holdout.INSTRUCTOR_FILE).is_file():
