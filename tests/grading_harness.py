@@ -13,8 +13,8 @@ its answer cells filled in, by the instructor's solution or, in the cells a
 variant names, by the variant's code. nbgrader restores the hidden tests into
 the test cells when it grades.
 Variant submissions skip the ungraded ``experiment`` cell (a few seconds of
-training each, and no test reads it): the instructor notebook, graded twice,
-still runs it, so the experiment is covered.
+training each, and no test reads it): the instructor notebook, graded by both
+graders, still runs it, so the experiment is covered.
 """
 
 from __future__ import annotations
@@ -73,7 +73,6 @@ def submissions_for(assignment: str) -> list[Submission]:
     module = variant_module(assignment)
     subs = [
         Submission("solution", assignment),
-        Submission("solution-again", assignment),  # grading is repeatable
         Submission("release", assignment, release=True),
     ]
     subs += [

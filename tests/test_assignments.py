@@ -1,7 +1,9 @@
 """The tests of the assignments are right: graded by stock nbgrader, end to end.
 
 For every assignment: the instructor notebook submitted as a student gets full
-marks (twice, identically); the released exercise gets zero without crashing
+marks from both graders, identically, and prints its reviewed result to the
+last digit in both (a cold kernel and a warm one: grading is repeatable); the
+released exercise gets zero without crashing
 the grader; every alternative correct implementation in
 tests/assignment_variants/ gets full marks; every plausible wrong one loses
 points on the test cells it names. ``regcourse grade``'s engine grades every
@@ -32,7 +34,7 @@ from grading_harness import (
     submissions_for,
     variant_module,
 )
-from regression import RESULTS, compare, write_reference
+from regression import compare, regenerate, reviewed_result
 
 #: ``REGCOURSE_TEST_ONLY=a2_penalties,a3_dropout`` grades only those (while working on one).
 ONLY = [a for a in os.environ.get("REGCOURSE_TEST_ONLY", "").split(",") if a]
@@ -129,11 +131,14 @@ def _cases(kind):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
-def test_instructor_solution_gets_full_marks_and_the_same_score_twice(courses, assignment):
-    first = scores(courses[assignment], assignment, "solution")
-    assert first, "no autograded test cells"
-    assert {k: s for k, (s, m) in first.items() if s != m} == {}, first
-    assert scores(courses[assignment], assignment, "solution-again") == first
+def test_instructor_solution_gets_full_marks_and_the_same_score_from_both_graders(graded_twice, assignment):
+    """Two gradings of the same notebook, one in a cold kernel, one in a warm one, score it the same
+    (and print the same outputs: test_solution_notebook_matches_reviewed_result)."""
+    stock_course, engine_course, _ = graded_twice[assignment]
+    engine = scores(engine_course, assignment, "solution")
+    assert engine, "no autograded test cells"
+    assert {k: s for k, (s, m) in engine.items() if s != m} == {}, engine
+    assert scores(stock_course, assignment, "solution") == engine
 
 
 @pytest.mark.slow
@@ -244,12 +249,12 @@ def test_solution_notebook_matches_reviewed_result(graded_twice, assignment, gra
     stock_course, engine_course, _ = graded_twice[assignment]
     course = stock_course if grader == "stock-cold" else engine_course
     executed = nbformat.read(course / "autograded" / "solution" / assignment / f"{assignment}.ipynb", 4)
-    reference_path = RESULTS / "solutions" / f"{assignment}.ipynb"
     if request.config.getoption("--regen-results"):
         if grader != "stock-cold":
             return  # the reviewed result is stock nbgrader's; the warm run is compared with it
-        write_reference(executed, reference_path)
+        regenerate(executed, f"solutions/{assignment}.ipynb")
         return
+    reference_path = reviewed_result(f"solutions/{assignment}.ipynb")
     assert reference_path.exists(), f"no reviewed result for {assignment}: run `make regen-results`"
     diff = compare(nbformat.read(reference_path, 4), executed)
     assert not diff, f"{assignment} output differs from its reviewed result:\n{diff}"

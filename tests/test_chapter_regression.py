@@ -20,7 +20,7 @@ import yaml
 from jupyter_cache import get_cache
 
 from regcourse.book_execution import chapters
-from regression import RESULTS, ROOT, compare, execute, sources, write_reference
+from regression import ROOT, compare, execute, regenerate, reviewed_result, sources
 
 CACHE = ROOT / "_build" / ".jupyter_cache"
 PACKAGE = ROOT / "src" / "regcourse"
@@ -57,10 +57,10 @@ def executed_copy(chapter: str, source_nb) -> nbformat.NotebookNode:
 def test_chapter_matches_reviewed_result(chapter, request):
     source_nb = jupytext.read(ROOT / f"{chapter}.md")
     executed = executed_copy(chapter, source_nb)
-    reference_path = RESULTS / f"{Path(chapter).name}.ipynb"
     if request.config.getoption("--regen-results"):
-        write_reference(executed, reference_path)
+        regenerate(executed, f"{Path(chapter).name}.ipynb")
         return
+    reference_path = reviewed_result(f"{Path(chapter).name}.ipynb")
     assert reference_path.exists(), (
         f"no reviewed result for {chapter}: run `make regen-results`, review it, commit it"
     )

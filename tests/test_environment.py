@@ -1,4 +1,5 @@
-"""The course's environment (regcourse.environment) reaches TensorFlow, and makes its bits machine-independent."""
+"""The course's environment (regcourse.environment) reaches TensorFlow, and makes its bits as machine-independent
+as variables can; the numerics class names the rest."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import sys
 
 import pytest
 
-from regcourse.environment import ENVIRONMENT, apply, main
+from regcourse.environment import ENVIRONMENT, apply, cpu_flags, l1_data_cache_kib, main, numerics_class
 
 #: A product that TensorFlow splits along its inner dimension (output 1,000 x 4, inner 784), once as
 #: the course runs it, once with the processor's widest GEMM kernel and a different thread count.
@@ -68,11 +69,40 @@ def test_without_a_command_it_lists_the_variables(capsys):
     assert "TF_NUM_INTRAOP_THREADS=2" in capsys.readouterr().out
 
 
-def _has_avx512() -> bool:
+def _flags_line() -> list[str]:
+    """The processor's flags, read here independently of regcourse.environment."""
     try:
-        return " avx512f" in open("/proc/cpuinfo").read()
+        return next((line for line in open("/proc/cpuinfo") if line.startswith("flags")), "").split()
     except OSError:
-        return False
+        return []
+
+
+def _has_avx512() -> bool:
+    return "avx512f" in _flags_line()
+
+
+def test_cpu_flags_are_whole_flags():
+    """``avx2`` is a flag only where the processor reports it, not inside ``avx512_...`` or ``vavx2x``."""
+    assert cpu_flags() == frozenset(_flags_line()[2:])  # "flags", ":" before them
+
+
+def test_the_numerics_class_names_the_instructions_and_the_cache_that_slices_sums():
+    name = numerics_class()
+    assert name.startswith(platform.machine().lower() + "-")
+    l1d = l1_data_cache_kib()
+    assert name.endswith(f"-l1d-{l1d}k" if l1d else "-l1d-unknown")
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        assert ("-avx2-" in name) == ("avx2" in _flags_line())
+
+
+@pytest.mark.skipif(not os.path.exists("/sys/devices/system/cpu/cpu0/cache/index0/size"), reason="Linux's sysfs cache list")
+def test_the_l1_data_cache_is_the_size_linux_lists():
+    from pathlib import Path
+
+    caches = Path("/sys/devices/system/cpu/cpu0/cache")
+    sizes = [(c / "size").read_text().strip() for c in caches.glob("index*")
+             if (c / "level").read_text().strip() == "1" and (c / "type").read_text().strip() == "Data"]
+    assert sizes == [f"{l1_data_cache_kib()}K"]
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores to take one away")
@@ -94,9 +124,5 @@ def test_an_avx512_processor_computes_the_avx2_bits(course_digest):
 
 def test_openblas_is_told_haswell_only_where_avx2_runs():
     """Haswell's kernels on a processor without AVX2 would stop at an illegal instruction."""
-    try:
-        flags = next((line for line in open("/proc/cpuinfo") if line.startswith("flags")), "")
-    except OSError:
-        flags = ""
     x86 = platform.machine().lower() in ("x86_64", "amd64")
-    assert ("OPENBLAS_CORETYPE" in ENVIRONMENT) == (x86 and " avx2" in flags)
+    assert ("OPENBLAS_CORETYPE" in ENVIRONMENT) == (x86 and "avx2" in _flags_line())

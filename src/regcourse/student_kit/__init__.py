@@ -703,8 +703,13 @@ def _committed_versions(root: Path, folder: str, every_commit: bool) -> Iterator
 
 
 def _is_chapter_result(rel: str) -> bool:
-    # tests/notebook_results/<chapter>.ipynb: the reviewed outputs of the public chapters
-    return rel.startswith("tests/notebook_results/") and rel.count("/") == 2
+    # tests/notebook_results/<chapter>.ipynb, and by-processor/<class>/<chapter>.ipynb there: the reviewed
+    # outputs of the public chapters (as computed on other kinds of processor)
+    parts = rel.split("/")
+    return rel.endswith(".ipynb") and (
+        (len(parts) == 3 and parts[:2] == ["tests", "notebook_results"])
+        or (len(parts) == 5 and parts[:3] == ["tests", "notebook_results", "by-processor"])
+    )
 
 
 def secret_lines(root: Path) -> dict[str, str]:
@@ -755,7 +760,8 @@ def public_lines(root: Path) -> set[str]:
     """What students may see anyway: released exercises, chapters (sources and reviewed outputs), student modules."""
     lines: set[str] = set()
     paths = [*(root / "exercises").rglob("*.ipynb"), *(root / "book").rglob("*.md"),
-             *(p for p in (root / "tests" / "notebook_results").glob("*.ipynb")),
+             *(root / "tests" / "notebook_results").glob("*.ipynb"),
+             *(root / "tests" / "notebook_results").glob("by-processor/*/*.ipynb"),
              *(root / "src" / "regcourse" / f"{m}.py" for m in STUDENT_MODULES)]
     for path in paths:
         lines.update(text_lines(path.read_bytes(), path.name) or [])
@@ -869,7 +875,8 @@ def find_leaks(kit: Path, root: Path | None = None, *, secrets: dict[str, str] |
       ``src/regcourse/grading/`` and of every file of ``tests/`` (variants,
       test code; of a notebook there, such as an executed solution, its
       solution and hidden-test regions and every output), now and at HEAD,
-      except the chapters' reviewed results ``tests/notebook_results/<chapter>.ipynb``,
+      except the chapters' reviewed results ``tests/notebook_results/<chapter>.ipynb``
+      (and ``by-processor/<class>/<chapter>.ipynb`` there),
       which are the public chapters' outputs. A secret line is *distinctive*, i.e.
       counts, when, stripped of surrounding blanks, it has at least
       :data:`MIN_SECRET_LINE` characters and a letter (not ``)``, ``else:``,
