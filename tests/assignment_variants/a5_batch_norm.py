@@ -207,17 +207,25 @@ WRONG = {
         _edit(("axes = list(range(len(inputs.shape) - 1))", "axes = [0]")),
         ["test_training"],
     ),
-    # one formula serves training and inference, each graded in its own cell: both outputs are wrong
+    # one formula serves training and inference: charged once, in the training cell (the inference cell
+    # compares with the layer's own formula given the moving statistics)
     "epsilon-outside-sqrt": (
         _edit((_OUTPUT, "        return self.gamma * (inputs - mean) / (tf.sqrt(var) + self.epsilon) + self.beta\n")),
-        ["test_training", "test_inference"],
+        ["test_training"],
     ),
     # in model.fit Keras warns on stderr that gamma and beta get no gradient: the model cell fails as stock
     # nbgrader fails any test cell with stderr (a real symptom: the layer's weights are never trained;
     # STDERR_LOSSES below)
+    # the formula is right in training and wrong at inference only: the inference cell's to charge
+    "epsilon-outside-sqrt-at-inference-only": (
+        _edit(("            mean, var = self.moving_mean, self.moving_variance\n",
+               "            mean, var = self.moving_mean, self.moving_variance\n"
+               "            return self.gamma * (inputs - mean) / (tf.sqrt(var) + self.epsilon) + self.beta\n")),
+        ["test_inference"],
+    ),
     "ignores-gamma-beta": (
         _edit((_OUTPUT, "        return (inputs - mean) / tf.sqrt(var + self.epsilon)\n")),
-        ["test_training", "test_inference", "test_in_model"],
+        ["test_training", "test_in_model"],
     ),
     "moving-stats-never-updated": (
         _edit((_UPDATES, "")),
