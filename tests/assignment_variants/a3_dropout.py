@@ -461,10 +461,11 @@ class InvertedDropout(keras.layers.Dropout):
     "dropout-training-none-is-training": ({"inverted_dropout": _NONE_IS_TRAINING}, ["test_dropout_inference"]),
     "dropout-no-value-error": ({"inverted_dropout": _NO_VALUE_ERROR}, ["test_dropout_construction"]),
     "dropout-config-without-seed": ({"inverted_dropout": _CONFIG_WITHOUT_SEED}, ["test_dropout_construction"]),
-    # rate 0 is graded as a construction case and as the identity at inference (which needs the layer built)
+    # accepting rate 0 is the construction cell's; the inference cell leaves out the rate-0 layers it could
+    # not build (one mistake, one charge)
     "dropout-rate-zero-rejected": (
         {"inverted_dropout": _RATE_ZERO_REJECTED},
-        ["test_dropout_construction", "test_dropout_inference"],
+        ["test_dropout_construction"],
     ),
     # float64 training calls fail, rate 0 under the float64 policy (an identity the inference cell checks) too
     # the float64 dtype policy is its own cell: these are right in float32 and lose that cell only
