@@ -186,6 +186,18 @@ def test_stock_nbgrader_and_regcourse_grade_give_identical_scores(graded_twice, 
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_every_variant_that_loses_several_cells_says_why(assignment):
+    """One mistake, one charge: where a wrong variant still loses more than one cell, its module's
+    SEVERAL_CELLS gives the reason (a policy, two mistakes, two stated behaviours), and lists nothing else."""
+    module = variant_module(assignment)
+    several = {name for name, (_, loses) in module.WRONG.items() if len(set(loses)) > 1}
+    assert set(module.SEVERAL_CELLS) == several, (
+        f"without a reason: {sorted(several - set(module.SEVERAL_CELLS))}; "
+        f"listed but losing one cell: {sorted(set(module.SEVERAL_CELLS) - several)}")
+    assert all(reason.strip() for reason in module.SEVERAL_CELLS.values())
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_every_graded_object_has_two_correct_and_three_wrong_variants(assignment):
     module = variant_module(assignment)
     nb = nbformat.read(ROOT / "solutions" / assignment / f"{assignment}.ipynb", 4)

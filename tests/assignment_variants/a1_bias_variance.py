@@ -172,3 +172,6 @@ WRONG.update({
         ["test_bias_variance_errors"],
     ),
 })
+
+#: No wrong variant loses more than one cell (test_assignments.py checks it).
+SEVERAL_CELLS: dict[str, str] = {}

@@ -130,3 +130,6 @@ WRONG = {
         ["test_elastic_net"],
     ),
 }
+
+#: No wrong variant loses more than one cell (test_assignments.py checks it).
+SEVERAL_CELLS: dict[str, str] = {}

@@ -554,3 +554,18 @@ def build_mlp(dropout_rate):
         ["test_generalization_gap"],
     ),
 }
+
+
+#: Every wrong variant that loses more than one cell, and why that is not one mistake charged twice
+#: (test_assignments.py checks that the list is exactly those variants).
+SEVERAL_CELLS = {
+    "dropout-delegates-to-tf-nn-dropout": "the implementation policy: every cell whose probe runs the built-in dropout",
+    "dropout-delegates-to-keras-random-dropout": "the implementation policy: every cell whose probe runs the built-in "
+                                                 "dropout",
+    "dropout-subclasses-keras-dropout": "the implementation policy: every cell whose probe runs the built-in layer, "
+                                        "construction included",
+    "dropout-scales-at-inference": "two mistakes: no rescaling in training, and a scaling at inference",
+    "dropout-seed-generator-made-in-call": "two behaviours: fresh masks, and a layer that model.fit can trace "
+                                           "(a variable made in call cannot be)",
+    "dropout-numpy-mask": "two behaviours: fresh masks in training, and a layer that model.fit can trace",
+}

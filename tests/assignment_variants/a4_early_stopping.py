@@ -412,3 +412,11 @@ class PatienceEarlyStopping(keras.callbacks.Callback):
         ["test_arguments"],
     ),
 }
+
+
+#: Every wrong variant that loses more than one cell, and why that is not one mistake charged twice
+#: (test_assignments.py checks that the list is exactly those variants).
+SEVERAL_CELLS = {
+    "subclasses-keras-early-stopping": "the implementation policy: every cell whose probe runs Keras' callback",
+    "wraps-keras-early-stopping": "the implementation policy: every cell whose probe runs Keras' callback",
+}

@@ -304,3 +304,15 @@ WRONG = {
 
 #: Cells a wrong variant loses through stderr, not through the judge: the in-process judge test leaves them out.
 STDERR_LOSSES = {"ignores-gamma-beta": ["test_in_model"]}
+
+
+#: Every wrong variant that loses more than one cell, and why that is not one mistake charged twice
+#: (test_assignments.py checks that the list is exactly those variants).
+SEVERAL_CELLS = {
+    "subclasses-keras-batch-normalization": "the implementation policy: every cell whose probe runs Keras' layer",
+    "delegates-to-tf-nn-batch-normalization": "the implementation policy: every cell whose probe runs "
+                                              "tf.nn.batch_normalization",
+    "ignores-gamma-beta": "two symptoms of the contract: the training output, and Keras' warning on stderr in "
+                          "model.fit that gamma and beta get no gradient (a layer whose weights never train)",
+    "numpy-in-call": "two behaviours: gradients that flow, and a layer that model.fit can trace",
+}
