@@ -129,10 +129,15 @@ def regenerate(executed, relative: str) -> None:
     """Store ``executed`` as the reviewed result of ``relative`` for this processor's class.
 
     On the reference class it replaces the reference; elsewhere it is kept
-    under ``by-processor/<class>/`` only where it differs from the reference."""
+    under ``by-processor/<class>/`` only where it differs from the reference.
+    Either way, every other class's copy takes its text cells (prose does not
+    depend on the processor), so a change of prose is regenerated once."""
     numerics = _this_class()
+    for other in BY_PROCESSOR.glob(f"*/{relative}"):
+        if other.parent.name != numerics:
+            _refresh_prose(other, executed)
     if numerics == REFERENCE_CLASS:
-        write_reference(executed, RESULTS / relative)
+        _store(executed, RESULTS / relative)
         return
     folder = BY_PROCESSOR / numerics
     folder.mkdir(parents=True, exist_ok=True)
@@ -145,16 +150,29 @@ def regenerate(executed, relative: str) -> None:
         )
     override = folder / relative
     reference_path = RESULTS / relative
-    reference = nbformat.read(str(reference_path), as_version=4) if reference_path.exists() else None
-    if reference is not None:
-        refreshed = with_prose_of(reference, executed)
-        if refreshed is not None and refreshed != reference:
-            nbformat.write(refreshed, str(reference_path))
-            reference = refreshed
+    reference = _refresh_prose(reference_path, executed) if reference_path.exists() else None
     if reference is not None and not compare(reference, executed):
         override.unlink(missing_ok=True)
     else:
-        write_reference(executed, override)
+        _store(executed, override)
+
+
+def _store(executed, path: Path) -> None:
+    """Write ``executed`` to ``path`` unless what is there is the same up to the volatile parts (cell ids are
+    new on every conversion of a chapter: rewriting an unchanged result would only churn them)."""
+    if path.exists() and not compare(nbformat.read(str(path), as_version=4), executed):
+        return
+    write_reference(executed, path)
+
+
+def _refresh_prose(path: Path, executed):
+    """The stored result at ``path``, its text cells brought up to ``executed``'s where the code is the same."""
+    stored = nbformat.read(str(path), as_version=4)
+    refreshed = with_prose_of(stored, executed)
+    if refreshed is None or refreshed == stored:
+        return stored
+    nbformat.write(refreshed, str(path))
+    return refreshed
 
 
 def _processor_model() -> str:

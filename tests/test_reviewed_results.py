@@ -79,3 +79,23 @@ def test_changed_code_is_not_grafted_onto_the_reference(results, monkeypatch):
     regression.regenerate(changed, "ch.ipynb")
     assert nbformat.read(results / "ch.ipynb", as_version=4).cells[0].source == "Accuracy is 0.866."
     assert (results / "by-processor" / "x86_64-avx2-l1d-48k" / "ch.ipynb").exists()
+
+
+def test_prose_regenerated_on_the_reference_reaches_every_other_class(results, monkeypatch):
+    other = "x86_64-avx2-l1d-48k"
+    _on(monkeypatch, other)
+    regression.regenerate(_notebook("Accuracy is 0.866.", "0.878\n"), "ch.ipynb")
+    _on(monkeypatch, regression.REFERENCE_CLASS)
+    regression.regenerate(_notebook("Accuracy: 0.866 here, 0.878 there.", "0.866\n"), "ch.ipynb")
+    theirs = nbformat.read(results / "by-processor" / other / "ch.ipynb", as_version=4)
+    assert theirs.cells[0].source == "Accuracy: 0.866 here, 0.878 there."
+    assert theirs.cells[1].outputs[0].text == "0.878\n", "their outputs are theirs"
+
+
+def test_regenerating_an_unchanged_result_leaves_the_file_as_it_is(results, monkeypatch):
+    """Cell ids are new on every conversion of a chapter: an unchanged result is not rewritten for them."""
+    _on(monkeypatch, regression.REFERENCE_CLASS)
+    before = (results / "ch.ipynb").read_bytes()
+    again = _notebook("Accuracy is 0.866.", "0.866\n")  # nbformat gives its cells new ids
+    regression.regenerate(again, "ch.ipynb")
+    assert (results / "ch.ipynb").read_bytes() == before
