@@ -760,8 +760,8 @@ def public_lines(root: Path) -> set[str]:
     """What students may see anyway: released exercises, chapters (sources and reviewed outputs), student modules."""
     lines: set[str] = set()
     paths = [*(root / "exercises").rglob("*.ipynb"), *(root / "book").rglob("*.md"),
-             *(root / "tests" / "notebook_results").glob("*.ipynb"),
-             *(root / "tests" / "notebook_results").glob("by-processor/*/*.ipynb"),
+             *(p for p in (root / "tests" / "notebook_results").rglob("*.ipynb")
+               if _is_chapter_result(p.relative_to(root).as_posix())),
              *(root / "src" / "regcourse" / f"{m}.py" for m in STUDENT_MODULES)]
     for path in paths:
         lines.update(text_lines(path.read_bytes(), path.name) or [])

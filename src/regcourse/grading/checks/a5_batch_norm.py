@@ -232,6 +232,12 @@ def _as_visible_test(v: Verdict, key: str, what: str, expected, *, exact: bool =
         return False
 
 
+def _close(got, want, atol: float) -> bool:
+    """Whether ``got`` is ``want`` within ``atol``, failing nothing (None or another shape: no)."""
+    got, want = _array(got), _array(want)
+    return got is not None and want is not None and got.shape == want.shape and np.allclose(got, want, rtol=0.0, atol=atol)
+
+
 def _agrees(v: Verdict, keys, *, atol: float) -> bool:
     """Whether the student's values for ``keys`` are the reference's within ``atol``, failing nothing.
 
@@ -239,11 +245,7 @@ def _agrees(v: Verdict, keys, *, atol: float) -> bool:
     forward pass judges its own values only where the forward pass is right
     (the training and inference cells grade the forward pass itself).
     """
-    for key in keys:
-        got, want = _array(v.student.get(key)), _array(v.reference.get(key))
-        if got is None or want is None or got.shape != want.shape or not np.allclose(got, want, rtol=0.0, atol=atol):
-            return False
-    return True
+    return all(_close(v.student.get(key), v.reference.get(key), atol) for key in keys)
 
 
 def _like_reference(v: Verdict, key: str, what: str, *, atol: float) -> bool:
@@ -284,12 +286,6 @@ def _with_moments(rng, shape, mean, var) -> np.ndarray:
     axes = _axes(shape)
     z = (z - z.mean(axis=axes)) / z.std(axis=axes)
     return (np.asarray(mean, np.float64) + np.sqrt(np.asarray(var, np.float64)) * z).astype(np.float32)
-
-
-def _close(got, want, atol: float) -> bool:
-    got, want = _array(got), _array(want)
-    return got is not None and want is not None and got.shape == want.shape and bool(
-        np.all(np.isfinite(got)) and np.allclose(got, want, rtol=0.0, atol=atol))
 
 
 def _own_formula(v: Verdict, case: str) -> Callable | None:
@@ -698,8 +694,8 @@ def judge_inference(v: Verdict) -> None:
                                    f"the moving statistics of {what} could not be read"):
         uses = (f"inference output of {what} (it uses the moving statistics those steps accumulated: "
                 f"moving_mean {np.round(mean, 4).tolist()}, moving_variance {np.round(var, 4).tolist()})")
-        given = v.student.get("after training|given|out")
-        if _array(given) is not None and np.all(np.isfinite(_array(given))):
+        given = _array(v.student.get("after training|given|out"))
+        if given is not None and np.all(np.isfinite(given)):
             _compare(v, out, given, f"{uses}, compared with a fresh layer given those statistics", atol=OUTPUT_ATOL)
         else:  # the fresh layer could not be had: the formula itself
             _compare(v, out, _inference(xs[-1], 1.0, 0.0, mean, var, AFTER_TRAINING_EPSILON), uses, atol=OUTPUT_ATOL)
