@@ -24,13 +24,16 @@ install: $(INSTALLED)
 # uv installs the same versions as pip from the same index, in a quarter of the time (17 s against 61 s
 # for TensorFlow and the rest on the 2-core machine); its own version is pinned in pyproject.toml's dev extra.
 # --system-certs: the machine's certificate store, as pip's configuration reaches it (a proxy that
-# re-signs TLS has its authority there, not in uv's own bundle).
+# re-signs TLS has its authority there, not in uv's own bundle). Where uv cannot be had or cannot
+# install, pip installs the same, slower, and says so.
 UV_REQUIREMENT = $(shell sed -n 's/^ *"\(uv[<>=][^"]*\)",.*/\1/p' pyproject.toml)
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet '$(UV_REQUIREMENT)'
-	$(BIN)/uv pip install --quiet --system-certs --python $(BIN)/python -e '.[dev,postgres]'
+	$(BIN)/python -m pip install --quiet '$(UV_REQUIREMENT)' \
+	  && $(BIN)/uv pip install --quiet --system-certs --python $(BIN)/python -e '.[dev,postgres]' \
+	  || { echo "uv could not install (see above): installing with pip instead, about a minute"; \
+	       $(BIN)/python -m pip install --quiet -e '.[dev,postgres]'; }
 	touch $@
 
 # The execution cache is keyed on each chapter's own source; a change to the

@@ -1,4 +1,4 @@
-"""`make install` installs with the uv that pyproject.toml pins, so the installer is a tested version too."""
+"""`make install` installs with the uv that pyproject.toml pins (a tested version too), and with pip where uv fails."""
 
 from __future__ import annotations
 
@@ -17,3 +17,4 @@ def test_make_install_uses_the_uv_pinned_in_pyproject():
     ).stdout
     assert f"pip install --quiet '{pinned[0]}'" in commands, commands
     assert "/nonexistent/venv/bin/uv pip install --quiet --system-certs" in commands, commands
+    assert "|| {" in commands and "/nonexistent/venv/bin/python -m pip install --quiet -e" in commands, "no pip fallback"
