@@ -22,7 +22,7 @@ import nbformat
 import pytest
 
 from grading_corpus import ASSIGNMENT, NOTEBOOK, student_notebook
-from regcourse.grading import engine, report, warm_kernel
+from regcourse.grading import engine, forkserver, report, warm_kernel
 from regcourse.grading.model import Limits, Status, SubmissionRef
 
 LIMITS = Limits(cell_timeout_s=60, notebook_timeout_s=180, memory_bytes=3 * 1024**3)
@@ -181,3 +181,21 @@ def test_a_seed_refuses_a_kernel_whose_import_environment_differs(monkeypatch):
     assert "OMP_NUM_THREADS" in warm_kernel.mismatch({**same, "OMP_NUM_THREADS": "1"})
     monkeypatch.setitem(warm_kernel._server, "environment", {"TF_ENABLE_ONEDNN_OPTS": "0"})
     assert "hash seed" in warm_kernel.mismatch({"TF_ENABLE_ONEDNN_OPTS": "0"})
+
+
+def test_a_fork_server_leaves_no_folder_behind_when_closed():
+    """An idle server is killed at close (no exit handler of its own runs): its client removes its folder."""
+    server = forkserver.ForkServer()
+    folder = Path(server.folder)
+    assert (folder / "keras").is_dir()  # Keras' home while the server imported it, not the grader's
+    server.close()
+    assert not server.alive() and not folder.exists()
+
+
+def test_a_fork_server_whose_client_is_gone_removes_its_folder(monkeypatch):
+    monkeypatch.setenv(warm_kernel.COLD_VARIABLE, "1")  # no imports needed to see the server leave
+    server = forkserver.ForkServer()
+    folder = Path(server.folder)
+    server._proc.stdin.close()  # what the server sees when its client dies
+    server._proc.wait(timeout=60)
+    assert not folder.exists()

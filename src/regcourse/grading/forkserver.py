@@ -27,9 +27,11 @@ import itertools
 import json
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 
 from regcourse.grading import warm_kernel
@@ -72,13 +74,13 @@ def _autograde(spec: dict) -> int:
     return autograde_job.run(spec)
 
 
-def serve() -> None:
+def serve(private: str) -> None:
     import gc
 
     from regcourse.grading import autograde_job
 
     autograde_job.warm_up()
-    warm_kernel.prepare()  # TensorFlow and Keras, for the kernels (see warm_kernel)
+    warm_kernel.prepare(private)  # TensorFlow and Keras, for the kernels (see warm_kernel)
     # Objects that exist now live as long as the server: leave them out of the
     # children's collections, which would otherwise write to (and so copy)
     # every page they share with the server.
@@ -130,12 +132,16 @@ class ForkServer:
     def __init__(self) -> None:
         env = dict(os.environ)
         self.environment = warm_kernel.import_environment(env)  # what its warm kernels were imported with
+        # The server's own folder: made and removed here, since an idle server is killed, not asked to exit.
+        self.folder = tempfile.mkdtemp(prefix="regcourse-warm-")
         self._proc = subprocess.Popen(
-            [sys.executable, "-P", "-m", "regcourse.grading.forkserver"],
+            [sys.executable, "-P", "-m", "regcourse.grading.forkserver", self.folder],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd="/", env=env,
         )
         line = self._proc.stdout.readline()
         if not line:
+            self._proc.wait()
+            shutil.rmtree(self.folder, ignore_errors=True)
             raise RuntimeError(
                 "the grading fork server did not start: run "
                 f"`{sys.executable} -P -m regcourse.grading.forkserver` to see its error"
@@ -187,6 +193,8 @@ class ForkServer:
                 self._proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 self._proc.kill()
+                self._proc.wait()
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 _server: ForkServer | None = None
@@ -207,4 +215,6 @@ def server() -> ForkServer:
 
 
 if __name__ == "__main__":
-    serve()
+    # Its client removes the folder; so does the server when it leaves on its own (its client gone).
+    atexit.register(shutil.rmtree, sys.argv[1], True)
+    serve(sys.argv[1])

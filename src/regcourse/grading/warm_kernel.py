@@ -55,7 +55,6 @@ from __future__ import annotations
 import atexit
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -149,15 +148,17 @@ def shadowing(folder: str) -> str | None:
 
 # -- in the fork server --------------------------------------------------------------------------
 
-def prepare() -> None:
-    """Import what kernels import, once, in the fork server; remember the environment they saw."""
+def prepare(private: str) -> None:
+    """Import what kernels import, once, in the fork server; remember the environment they saw.
+
+    ``private`` is the server's own folder (Keras' and Matplotlib's homes while they import), made and
+    removed by the client, which outlives a server it kills.
+    """
     if not wanted():
         _server["reason"] = f"turned off ({COLD_VARIABLE} is set)" if os.environ.get(COLD_VARIABLE) else \
             "needs fork() on Linux"
         return
     before = dict(os.environ)
-    private = tempfile.mkdtemp(prefix="regcourse-warm-")  # the server's own, for its lifetime
-    atexit.register(shutil.rmtree, private, True)
     # What a cold kernel in its sandbox imports with: a fresh HOME (so Keras' and Matplotlib's defaults,
     # not the grader's keras.json or matplotlibrc), and the inline Matplotlib backend that ipykernel sets in
     # every kernel before any notebook code (Keras imports pyplot).
