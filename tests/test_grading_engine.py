@@ -111,11 +111,14 @@ def test_a_submission_listed_twice_is_refused_before_grading(course):
         engine.grade_many(course, [ref, ref], ROOMY, workers=2)
 
 
-def test_dask_cluster_grades_the_same(course):
+def test_dask_cluster_grades_the_same(course, tmp_path):
     distributed = pytest.importorskip("dask.distributed")
     refs = [submit(course, f"dask-{name}", **VARIANTS[name][0]) for name in ("right", "wrong-l1")]
-    with distributed.LocalCluster(
-        n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0"
+    import dask
+
+    # the scheduler's and the workers' scratch space, else left in the machine's temporary folder
+    with dask.config.set({"temporary-directory": str(tmp_path)}), distributed.LocalCluster(
+        n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0",
     ) as cluster:
         outcomes = engine.grade_many(course, refs, ROOMY, scheduler=cluster.scheduler_address)
     assert [(o.student, o.status, o.test_results) for o in outcomes] == [

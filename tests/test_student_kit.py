@@ -302,8 +302,9 @@ def kit_python(kit, tmp_path_factory) -> Path:
         (site / "kit_test_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
         subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", "-e", str(kit.folder)],
                        check=True, env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+    # ipykernel writes the spec to a temporary folder and leaves that folder's parent behind: in ours
     subprocess.run([str(python), "-m", "ipykernel", "install", "--prefix", str(venv), "--name", "kit"],
-                   check=True, capture_output=True)
+                   check=True, capture_output=True, env={**os.environ, "TMPDIR": str(venv.parent)})
     return python
 
 
