@@ -72,10 +72,15 @@ def _released(root, assignments, name):
 
 
 def _stock(course, assignment):
-    """The sample of ``assignment``'s submissions graded by stock ``nbgrader autograde``, in its own course."""
+    """The sample of ``assignment``'s submissions graded by stock ``nbgrader autograde``, in its own course.
+
+    The instructor's notebook is graded first, alone: its kernel is the one that finds no reference
+    records yet, and its output is compared with the reviewed result (whoever is graded first must
+    print what everyone else would)."""
     for sub in stock_sample(assignment):
         build_submission(course, sub)
-    nbgrader(course, "autograde", assignment)
+    nbgrader(course, "autograde", assignment, "--student", "solution")
+    nbgrader(course, "autograde", assignment, "--CourseDirectory.student_id_exclude=solution")
     return course
 
 

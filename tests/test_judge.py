@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import importlib
 import json
+import shutil
 from pathlib import Path
 
 import nbformat
@@ -166,6 +167,45 @@ def test_a_wrong_variant_fails_exactly_the_checks_it_names(references, assignmen
 
 
 # -- the record format ---------------------------------------------------------------------
+
+def _course_with(tmp_path: Path, assignment: str) -> Path:
+    shutil.copy(ROOT / "nbgrader_config.py", tmp_path)
+    shutil.copytree(ROOT / "solutions" / assignment, tmp_path / "solutions" / assignment)
+    return tmp_path
+
+
+def test_stock_grading_probes_the_reference_in_a_fresh_process_never_in_the_graded_kernel(tmp_path, monkeypatch):
+    """Under stock nbgrader the first student graded after a change of the solution triggers the reference.
+
+    Computed in that student's kernel, it would run after their code (a patched library shapes every
+    later student's reference) and print into their test cell (stderr there is a failed test).
+    """
+    assignment = "a2_penalties"
+    course = _course_with(tmp_path, assignment)
+    student = _namespace(assignment)  # a correct student's kernel
+
+    def in_this_process(*args, **kwargs):
+        raise AssertionError("the reference was probed in the graded kernel")
+
+    monkeypatch.setattr(judge, "reference_namespace", in_this_process)
+    monkeypatch.delenv(judge.MODE_VARIABLE, raising=False)  # stock: the kernel judges
+    monkeypatch.chdir(course)  # the kernel's folder: course_root() finds the course from there
+    for cell in judge.checks_for(assignment):
+        judge.hidden_check(assignment, cell, student)  # a wrong verdict raises HiddenTestFailure
+    assert judge.reference_path(assignment, course).is_file()
+
+
+def test_a_reference_that_cannot_be_probed_says_so_with_the_solutions_error(tmp_path):
+    assignment = "a2_penalties"
+    course = _course_with(tmp_path, assignment)
+    source = course / "solutions" / assignment / f"{assignment}.ipynb"
+    nb = nbformat.read(source, 4)
+    setup = next(c for c in nb.cells if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("locked"))
+    setup.source += "\nraise RuntimeError('the set-up is broken on purpose')"
+    nbformat.write(nb, source)
+    with pytest.raises(judge.ReferenceUnavailable, match="(?s)reference solution of a2_penalties.*broken on purpose"):
+        judge.fresh_reference_file(assignment, course)
+
 
 def test_records_round_trip_plain_values_arrays_and_exceptions():
     rec = judge.Recorder()

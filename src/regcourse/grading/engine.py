@@ -464,19 +464,11 @@ def reference_records(course_root: Path, assignment: str) -> Path:
             "in the student's kernel, where the student's code can forge them. Port them to a checks module "
             "(see the README's judge section), or grade this assignment with stock nbgrader."
         )
-    import subprocess
-
     with _references_lock(course_root, assignment):
-        path = judge.reference_path(assignment, course_root)
-        if not path.is_file():
-            result = subprocess.run(
-                [sys.executable, "-P", "-m", "regcourse.grading.judge", str(course_root), assignment],
-                cwd=course_root, capture_output=True, text=True,
-            )
-            if result.returncode != 0 or not path.is_file():
-                tail = "\n".join(result.stderr.strip().splitlines()[-5:])
-                raise CourseError(f"the reference solution of {assignment} could not be probed for the judge:\n{tail}")
-        return path
+        try:
+            return judge.fresh_reference_file(assignment, course_root)
+        except judge.ReferenceUnavailable as error:
+            raise CourseError(str(error)) from None
 
 
 # -- grade_one --------------------------------------------------------------------------------

@@ -18,8 +18,9 @@ The hidden-test region of a test cell is one line,
 depends on who grades:
 
 - stock ``nbgrader autograde``: the probe and the judge both run in the kernel
-  (against a reference record computed from ``solutions/`` and cached beside
-  the gradebook). This trusts the student's kernel, as stock nbgrader always does.
+  (against a reference record computed from ``solutions/`` in a fresh process,
+  never in the graded kernel, and cached beside the gradebook). This trusts
+  the student's kernel, as stock nbgrader always does.
 - ``regcourse grade`` sets ``REGCOURSE_JUDGE=record`` for the kernel: the probe
   only *publishes* its record as one output of the cell; the grader's
   ``GuardedExecute`` takes it from the cell's outputs, validates it, judges it
@@ -550,6 +551,34 @@ def reference_file(assignment: str, root: Path) -> Path:
     return cache
 
 
+class ReferenceUnavailable(RuntimeError):
+    """The reference solution could not be probed: the course's fault, never a student's."""
+
+
+def fresh_reference_file(assignment: str, root: Path) -> Path:
+    """The cached reference records, computed first if absent in a fresh process (:func:`main`).
+
+    Never in the process that asks: a kernel that grades has run a student's
+    code, whose state (a patched library, a global policy, a spent random
+    generator) would shape the reference every later student is judged
+    against, and whatever the reference prints would land in that student's
+    test cell, where nbgrader scores any stderr as a failure. ``-P``: a
+    submitted module in the working folder is never imported for it.
+    """
+    import subprocess
+    import sys
+
+    path = reference_path(assignment, root)
+    if path.is_file():
+        return path
+    result = subprocess.run([sys.executable, "-P", "-m", "regcourse.grading.judge", str(root), assignment],
+                            cwd=root, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    if result.returncode != 0 or not path.is_file():
+        tail = "\n".join(result.stderr.strip().splitlines()[-5:])
+        raise ReferenceUnavailable(f"the reference solution of {assignment} could not be probed for the judge:\n{tail}")
+    return path
+
+
 def reference_path(assignment: str, root: Path) -> Path:
     """Where the reference records of the current instructor notebook and checks are cached."""
     source = root / _source_directory(root) / assignment / f"{assignment}.ipynb"
@@ -587,7 +616,8 @@ def hidden_check(assignment: str, cell: str, ns: dict) -> None:
 
         display({RECORD_MIME: {"assignment": assignment, "cell": cell, "record": record}}, raw=True)
         return
-    failures = judge(assignment, cell, record, reference_records(assignment, course_root())[cell])
+    reference = json.loads(fresh_reference_file(assignment, course_root()).read_text())[cell]
+    failures = judge(assignment, cell, record, reference)
     if failures:
         raise HiddenTestFailure("\n".join(failures[:10]) + (f"\n... and {len(failures) - 10} more" if len(failures) > 10 else ""))
 
