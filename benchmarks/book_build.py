@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 #: What every build runs with (the Makefile runs it through regcourse.environment).
-from regcourse.environment import ENVIRONMENT  # noqa: E402
+from regcourse.environment import apply as apply_course_environment  # noqa: E402
 
 
 def tracked_copy(destination: Path) -> Path:
@@ -45,7 +45,8 @@ def tracked_copy(destination: Path) -> Path:
 
 
 def run(command: list[str], cwd: Path) -> float:
-    environment = {**os.environ, **ENVIRONMENT, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    environment = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    apply_course_environment(environment)
     started = time.perf_counter()
     done = subprocess.run(command, cwd=cwd, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if done.returncode:

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from regcourse.environment import ENVIRONMENT, apply, cpu_flags, l1_data_cache_kib, main, numerics_class
+from regcourse.environment import ENVIRONMENT, UNSET, apply, cpu_flags, l1_data_cache_kib, main, numerics_class
 
 #: A product that TensorFlow splits along its inner dimension (output 1,000 x 4, inner 784), once as
 #: the course runs it, once with the processor's widest GEMM kernel and a different thread count.
@@ -22,13 +22,27 @@ print(hashlib.sha256(tf.matmul(a, b).numpy().tobytes()).hexdigest())
 """
 
 
-def _product_digest(cores=None, **overrides) -> str:
-    """The product's digest in a fresh process with the tests' environment changed by ``overrides``
-    (None: unset) and, with ``cores``, allowed to run on only that many cores (which TensorFlow counts)."""
+#: NumPy's own kernels: natural logarithms of doubles near 1, which its AVX-512 kernel rounds otherwise.
+NUMPY_LOG = """
+import hashlib, numpy as np
+x = np.random.default_rng(0).uniform(0.5, 2.0, 200_000)
+print(hashlib.sha256(np.log(x).tobytes()).hexdigest())
+"""
+#: The NumPy dispatch targets this process runs.
+NUMPY_TARGETS = """
+from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+print(" ".join(t for t in __cpu_dispatch__ if __cpu_features__.get(t)))
+"""
+
+
+def _product_digest(cores=None, script=PRODUCT, **overrides) -> str:
+    """The product's digest (or what ``script`` prints) in a fresh process with the tests' environment changed
+    by ``overrides`` (None: unset) and, with ``cores``, allowed to run on only that many cores (which
+    TensorFlow counts)."""
     env = {**os.environ, **overrides}
     env = {k: v for k, v in env.items() if v is not None}
     allowed = sorted(os.sched_getaffinity(0))[:cores] if cores else None
-    done = subprocess.run([sys.executable, "-c", PRODUCT], env=env, capture_output=True, text=True, check=True,
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True,
                           preexec_fn=(lambda: os.sched_setaffinity(0, allowed)) if allowed else None)
     return done.stdout.strip()
 
@@ -39,24 +53,28 @@ def course_digest():
 
 
 def test_apply_overrides_what_the_caller_set():
-    env = {"TF_NUM_INTRAOP_THREADS": "8", "TF_CPP_MIN_LOG_LEVEL": "0", "HOME": "/h"}
+    env = {"TF_NUM_INTRAOP_THREADS": "8", "TF_CPP_MIN_LOG_LEVEL": "0", "HOME": "/h",
+           **{name: "SSE2" for name in UNSET}}
     apply(env)
     assert env == {**ENVIRONMENT, "HOME": "/h"}
 
 
 def test_the_tests_run_with_it():
     assert {name: os.environ.get(name) for name in ENVIRONMENT} == ENVIRONMENT
+    assert not set(UNSET) & set(os.environ)
 
 
 def test_the_command_form_runs_the_command_with_it():
     shown = subprocess.run([sys.executable, "-m", "regcourse.environment", sys.executable, "-c",
                             "import os, json; print(json.dumps(dict(os.environ)))"],
-                           env={"PATH": os.environ["PATH"], "TF_NUM_INTRAOP_THREADS": "8"},
+                           env={"PATH": os.environ["PATH"], "TF_NUM_INTRAOP_THREADS": "8",
+                                **{name: "SSE2" for name in UNSET}},
                            capture_output=True, text=True, check=True)
     import json
 
     seen = json.loads(shown.stdout)
     assert {name: seen.get(name) for name in ENVIRONMENT} == ENVIRONMENT
+    assert not set(UNSET) & set(seen)
 
 
 def test_an_unknown_command_is_a_clear_error(capsys):
@@ -120,6 +138,18 @@ def test_an_avx512_processor_computes_the_avx2_bits(course_digest):
     (CI drew an AVX2 machine once and the book's numbers changed); capped, it computes the AVX2 bits."""
     assert ENVIRONMENT["ONEDNN_MAX_CPU_ISA"] == "AVX2"
     assert _product_digest(ONEDNN_MAX_CPU_ISA=None) != course_digest
+
+
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="NumPy's x86 dispatch targets")
+def test_numpy_runs_no_kernel_above_avx2():
+    assert set(_product_digest(script=NUMPY_TARGETS).split()) <= {"X86_V3"}
+
+
+@pytest.mark.skipif(not _has_avx512(), reason="only a processor with AVX-512 computes other bits uncapped")
+def test_an_avx512_processor_computes_numpys_avx2_bits():
+    """Uncapped, NumPy takes its AVX-512 kernels here, which round otherwise than the AVX2 ones."""
+    assert "X86_V4" in _product_digest(script=NUMPY_TARGETS, NPY_DISABLE_CPU_FEATURES=None).split()
+    assert _product_digest(script=NUMPY_LOG, NPY_DISABLE_CPU_FEATURES=None) != _product_digest(script=NUMPY_LOG)
 
 
 def test_openblas_is_told_haswell_only_where_avx2_runs():

@@ -27,6 +27,14 @@ Why each, measured with TensorFlow 2.21 on two-core x86 machines:
   by processor too (SkylakeX on AVX-512, Haswell on AVX2): Haswell on every
   x86 processor with AVX2 (read from Linux's ``/proc/cpuinfo``); elsewhere
   OpenBLAS does not know the name or could not run the kernels.
+- ``NPY_DISABLE_CPU_FEATURES``: NumPy picks its kernels by processor as
+  well, and its AVX-512 ones round otherwise: the natural logarithm of
+  200,000 doubles between 0.5 and 2 has other bits with them than with its
+  AVX2 ones (on an Intel Sapphire Rapids). Its AVX-512 targets are turned off,
+  so every x86 machine runs the kernels an AVX2 machine runs. Turning off a
+  target the processor lacks changes nothing, so this is safe anywhere; the
+  counterpart ``NPY_ENABLE_CPU_FEATURES`` is unset (:data:`UNSET`): NumPy
+  refuses to start with both.
 - ``TF_ENABLE_ONEDNN_OPTS``: no oneDNN graph rewrites, whose round-off
   depends on the processor model.
 - ``TF_CPP_MIN_LOG_LEVEL``: no C++ start-up lines on stderr ("failed call to
@@ -107,6 +115,9 @@ def numerics_class() -> str:
     return f"{machine}-l1d-{l1d}k" if l1d else f"{machine}-l1d-unknown"
 
 
+#: NumPy's dispatch targets above AVX2 (NumPy 2.4's names): AVX-512 in three generations.
+NUMPY_ABOVE_AVX2 = "X86_V4 AVX512_ICL AVX512_SPR"
+
 #: Variable -> value, for every process that may load TensorFlow. OpenBLAS is told its kernels
 #: only where they can run: Haswell's on a processor without AVX2 would stop at the first
 #: product with an illegal instruction. oneDNN's cap is safe anywhere: below it, oneDNN takes
@@ -118,12 +129,20 @@ ENVIRONMENT: dict[str, str] = {
     "PYTHONHASHSEED": "0",
     **({"ONEDNN_MAX_CPU_ISA": "AVX2"} if _X86 else {}),
     **({"OPENBLAS_CORETYPE": "Haswell"} if _X86 and _has_avx2() else {}),
+    **({"NPY_DISABLE_CPU_FEATURES": NUMPY_ABOVE_AVX2} if _X86 else {}),
 }
+#: Variables removed from every such process: a caller's choice of NumPy's kernels must not change a result
+#: (and NumPy will not start with it beside ``NPY_DISABLE_CPU_FEATURES``).
+UNSET: tuple[str, ...] = ("NPY_ENABLE_CPU_FEATURES",) if _X86 else ()
 
 
 def apply(environ=None) -> None:
-    """Set :data:`ENVIRONMENT` in ``environ`` (this process's environment by default), overriding."""
-    (os.environ if environ is None else environ).update(ENVIRONMENT)
+    """Set :data:`ENVIRONMENT` in ``environ`` (this process's environment by default), overriding, and remove
+    :data:`UNSET`."""
+    environ = os.environ if environ is None else environ
+    environ.update(ENVIRONMENT)
+    for name in UNSET:
+        environ.pop(name, None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         print(__doc__.splitlines()[0])
         for name, value in ENVIRONMENT.items():
             print(f"{name}={value}")
+        for name in UNSET:
+            print(f"# unset: {name}")
         print(f"# this processor's numerics class: {numerics_class()}")
         return 0
     apply()
