@@ -215,6 +215,8 @@ def server() -> ForkServer:
 
 
 if __name__ == "__main__":
-    # Its client removes the folder; so does the server when it leaves on its own (its client gone).
-    atexit.register(shutil.rmtree, sys.argv[1], True)
-    serve(sys.argv[1])
+    # The folder its client made (run by hand, without one: a new one). Its client removes it; so does the
+    # server when it leaves on its own (its client gone).
+    folder = sys.argv[1] if len(sys.argv) > 1 else tempfile.mkdtemp(prefix="regcourse-warm-")
+    atexit.register(shutil.rmtree, folder, True)
+    serve(folder)
