@@ -327,15 +327,17 @@ def test_one_worker_and_cold_kernels_give_identical_outcomes(mini_course_templat
 
 def test_command_grades_a_canvas_zip_on_a_dask_cluster(mini_course_template, tmp_path):
     """`regcourse grade` as an instructor types it: an LMS zip in, a Dask LocalCluster doing the work."""
+    import dask
     from dask.distributed import LocalCluster
 
     course = shutil.copytree(mini_course_template, tmp_path / "course")
     export = canvas_export(course)
     archive = export.write_zip(tmp_path / "canvas.zip")
     # Workers as threads of this process (spawning worker processes costs seconds; the engine forks its
-    # own grading processes either way), reached over TCP like a real cluster.
-    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, protocol="tcp",
-                      dashboard_address=None) as cluster:
+    # own grading processes either way), reached over TCP like a real cluster; their scratch space here,
+    # not in the machine's temporary folder.
+    with dask.config.set({"temporary-directory": str(tmp_path)}), LocalCluster(
+            n_workers=1, threads_per_worker=2, processes=False, protocol="tcp", dashboard_address=None) as cluster:
         result = subprocess.run(
             [str(Path(sys.executable).parent / "regcourse"), "grade", ASSIGNMENT, "--course", str(course),
              "--submissions", str(archive), "--scheduler", cluster.scheduler_address, "--plain",
