@@ -5,9 +5,17 @@ Stock commands work from here, e.g. ``nbgrader generate_assignment a3_dropout``
 ``nbgrader generate_feedback a3_dropout``, ``nbgrader export``.
 """
 
+import os
+import sys
+
 from regcourse.environment import apply as apply_course_environment
 
 c = get_config()  # noqa: F821 (provided by traitlets when nbgrader loads this file)
+
+#: nbgrader runs ``alembic`` by name when it creates a gradebook: the programs installed beside the Python
+#: that runs nbgrader come first on the search path, so that ``.venv/bin/nbgrader`` (or
+#: ``.venv/bin/regcourse``) works from a shell where the virtual environment is not activated.
+os.environ["PATH"] = os.pathsep.join(filter(None, [os.path.dirname(sys.executable), os.environ.get("PATH")]))
 
 #: The environment of every kernel nbgrader starts (regcourse.environment: no
 #: TensorFlow start-up lines on stderr, which nbgrader would score as a failed

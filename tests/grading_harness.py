@@ -115,16 +115,14 @@ def build_submission(course: Path, sub: Submission) -> None:
 
 
 def plain_environment() -> dict[str, str]:
-    """What an instructor's plain shell gives nbgrader: the venv on PATH, a HOME, nothing else.
+    """What an instructor's plain shell gives nbgrader: the system's PATH, a HOME, nothing else.
 
     None of the variables that ``make test`` exports (``TF_CPP_MIN_LOG_LEVEL``,
-    ...) reaches the grader: the course's own ``nbgrader_config.py`` must make
+    ...) reaches the grader, and the virtual environment is not activated (its
+    programs are not on PATH): the course's own ``nbgrader_config.py`` must make
     grading correct by itself.
     """
-    return {
-        "PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/bin", "/bin"]),
-        "HOME": os.environ.get("HOME", "/root"),
-    }
+    return {"PATH": os.pathsep.join(["/usr/bin", "/bin"]), "HOME": os.environ.get("HOME", "/root")}
 
 
 def nbgrader(course: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:

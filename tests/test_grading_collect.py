@@ -169,8 +169,11 @@ def test_unreadable_source(mini_course, tmp_path):
     with pytest.raises(CourseError, match="no such file"):
         collect(mini_course, ASSIGNMENT, tmp_path / "missing.zip")
     (tmp_path / "fake.zip").write_text("not a zip")
-    with pytest.raises(CourseError, match="folder or a .zip"):
+    with pytest.raises(CourseError, match="fake.zip: is not a zip archive"):
         collect(mini_course, ASSIGNMENT, tmp_path / "fake.zip")
+    (tmp_path / "grades.csv").write_text("student,score\n")
+    with pytest.raises(CourseError, match="grades.csv: expected a folder or a .zip file"):
+        collect(mini_course, ASSIGNMENT, tmp_path / "grades.csv")
 
 
 def test_an_export_grades_its_own_students_only(mini_course, tmp_path):

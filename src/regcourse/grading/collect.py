@@ -121,7 +121,9 @@ def collect(course_root: Path, assignment: str, source: Path | None = None) -> C
         if not source.exists():
             raise CourseError(f"--submissions {source}: no such file or folder")
         if source.is_file() and not zipfile.is_zipfile(source):
-            raise CourseError(f"--submissions {source}: expected a folder or a .zip file")
+            what = "is not a zip archive (damaged, or not finished downloading?)" if source.suffix.lower() == ".zip" \
+                else "expected a folder or a .zip file"
+            raise CourseError(f"--submissions {source}: {what}")
     only = None
     if source is not None and source != course.submitted.resolve():
         files = _zip_files(source, problems) if source.is_file() else _folder_files(source, problems)
