@@ -15,7 +15,10 @@ c = get_config()  # noqa: F821 (provided by traitlets when nbgrader loads this f
 #: nbgrader runs ``alembic`` by name when it creates a gradebook: the programs installed beside the Python
 #: that runs nbgrader come first on the search path, so that ``.venv/bin/nbgrader`` (or
 #: ``.venv/bin/regcourse``) works from a shell where the virtual environment is not activated.
-os.environ["PATH"] = os.pathsep.join(filter(None, [os.path.dirname(sys.executable), os.environ.get("PATH")]))
+_programs = os.path.dirname(sys.executable)
+os.environ["PATH"] = os.pathsep.join(
+    [_programs, *(p for p in os.environ.get("PATH", "").split(os.pathsep) if p and p != _programs)]
+)  # the same PATH however often this file is loaded
 
 #: The environment of every kernel nbgrader starts (regcourse.environment: no
 #: TensorFlow start-up lines on stderr, which nbgrader would score as a failed

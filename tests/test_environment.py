@@ -3,6 +3,7 @@ as variables can; the numerics class names the rest."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
@@ -70,8 +71,6 @@ def test_the_command_form_runs_the_command_with_it():
                            env={"PATH": os.environ["PATH"], "TF_NUM_INTRAOP_THREADS": "8",
                                 **{name: "SSE2" for name in UNSET}},
                            capture_output=True, text=True, check=True)
-    import json
-
     seen = json.loads(shown.stdout)
     assert {name: seen.get(name) for name in ENVIRONMENT} == ENVIRONMENT
     assert not set(UNSET) & set(seen)
@@ -97,6 +96,23 @@ def _flags_line() -> list[str]:
 
 def _has_avx512() -> bool:
     return "avx512f" in _flags_line()
+
+
+def test_keras_runs_on_tensorflow_with_its_defaults_whatever_the_callers_keras_settings(tmp_path):
+    """A shell that names another backend and caps training, and a home whose keras.json changes every default."""
+    home = tmp_path / "home"
+    (home / ".keras").mkdir(parents=True)
+    (home / ".keras" / "keras.json").write_text(json.dumps(
+        {"floatx": "float64", "epsilon": 0.1, "backend": "jax", "image_data_format": "channels_first"}))
+    shown = subprocess.run(
+        [sys.executable, "-m", "regcourse.environment", sys.executable, "-c",
+         "import json, keras; from keras.src.backend import config; print(json.dumps([keras.backend.backend(), "
+         "keras.config.floatx(), keras.config.epsilon(), keras.config.image_data_format(), config.max_epochs(), "
+         "config.max_steps_per_epoch()]))"],
+        env={"PATH": os.environ["PATH"], "HOME": str(home), "KERAS_BACKEND": "jax", "KERAS_MAX_EPOCHS": "1",
+             "KERAS_MAX_STEPS_PER_EPOCH": "1"},
+        capture_output=True, text=True, check=True)
+    assert json.loads(shown.stdout) == ["tensorflow", "float32", 1e-07, "channels_last", None, None]
 
 
 def test_cpu_flags_are_whole_flags():

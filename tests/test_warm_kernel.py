@@ -22,6 +22,7 @@ import nbformat
 import pytest
 
 from grading_corpus import ASSIGNMENT, NOTEBOOK, student_notebook
+from regcourse.environment import ENVIRONMENT
 from regcourse.grading import engine, forkserver, report, warm_kernel
 from regcourse.grading.model import Limits, Status, SubmissionRef
 
@@ -126,8 +127,8 @@ def test_a_forked_kernel_computes_bit_for_bit_what_a_cold_one_does(graded):
 def test_a_forked_kernel_sees_what_a_cold_one_sees(graded):
     course, _ = graded
     warm, cold = _printed(course, "warm-a")[1], _printed(course, "cold")[1]
-    assert warm["keras"][:-1] == cold["keras"][:-1]  # Keras' settings and its home folder (the kernel's own)
-    assert cold["keras"][-1] is True and warm["keras"][-1] is False  # keras.json: written by a cold import only
+    assert warm["keras"] == cold["keras"]  # Keras' settings, its home and whether a keras.json is there
+    assert warm["keras"][4:] == [ENVIRONMENT["KERAS_HOME"], True]  # the course's home, whose keras.json both read
     for key in ("path", "tmp", "session_leader", "hash", "signals", "blocked", "umask", "limits", "threads"):
         assert warm[key] == cold[key], key
     assert warm["cwd"].endswith(f"/{ASSIGNMENT}") and cold["cwd"].endswith(f"/{ASSIGNMENT}")

@@ -35,6 +35,14 @@ Why each, measured with TensorFlow 2.21 on two-core x86 machines:
   target the processor lacks changes nothing, so this is safe anywhere; the
   counterpart ``NPY_ENABLE_CPU_FEATURES`` is unset (:data:`UNSET`): NumPy
   refuses to start with both.
+- ``KERAS_BACKEND`` and ``KERAS_HOME``: Keras takes its backend from the
+  shell (Keras 3 users often export ``KERAS_BACKEND=jax``) or from the
+  ``keras.json`` in their home, which also sets the default float type,
+  epsilon and image layout. The course runs on TensorFlow with Keras'
+  defaults whoever runs it: its Keras home is a folder of this package whose
+  ``keras.json`` holds exactly those defaults. Keras' debugging caps
+  ``KERAS_MAX_EPOCHS`` and ``KERAS_MAX_STEPS_PER_EPOCH``, which would cut
+  every training short, are unset (:data:`UNSET`).
 - ``TF_ENABLE_ONEDNN_OPTS``: no oneDNN graph rewrites, whose round-off
   depends on the processor model.
 - ``TF_CPP_MIN_LOG_LEVEL``: no C++ start-up lines on stderr ("failed call to
@@ -115,6 +123,9 @@ def numerics_class() -> str:
     return f"{machine}-l1d-{l1d}k" if l1d else f"{machine}-l1d-unknown"
 
 
+#: Keras' home for every process of the course: its ``keras.json`` holds Keras' defaults.
+KERAS_HOME = Path(__file__).resolve().parent / "keras_home"
+
 #: NumPy's dispatch targets above AVX2 (NumPy 2.4's names): AVX-512 in three generations.
 NUMPY_ABOVE_AVX2 = "X86_V4 AVX512_ICL AVX512_SPR"
 
@@ -130,10 +141,13 @@ ENVIRONMENT: dict[str, str] = {
     **({"ONEDNN_MAX_CPU_ISA": "AVX2"} if _X86 else {}),
     **({"OPENBLAS_CORETYPE": "Haswell"} if _X86 and _has_avx2() else {}),
     **({"NPY_DISABLE_CPU_FEATURES": NUMPY_ABOVE_AVX2} if _X86 else {}),
+    "KERAS_BACKEND": "tensorflow",
+    "KERAS_HOME": str(KERAS_HOME),
 }
-#: Variables removed from every such process: a caller's choice of NumPy's kernels must not change a result
-#: (and NumPy will not start with it beside ``NPY_DISABLE_CPU_FEATURES``).
-UNSET: tuple[str, ...] = ("NPY_ENABLE_CPU_FEATURES",) if _X86 else ()
+#: Variables removed from every such process: Keras' caps on epochs and steps, and a caller's choice of NumPy's
+#: kernels (NumPy will not start with it beside ``NPY_DISABLE_CPU_FEATURES``): none may change a result.
+UNSET: tuple[str, ...] = ("KERAS_MAX_EPOCHS", "KERAS_MAX_STEPS_PER_EPOCH",
+                          *(("NPY_ENABLE_CPU_FEATURES",) if _X86 else ()))
 
 
 def apply(environ=None) -> None:

@@ -320,9 +320,10 @@ def settle() -> None:
     from keras.src.backend import config
 
     home = _keras_home(os.environ)
-    # Not written: the keras.json a cold kernel writes there when (and only if) its notebook imports Keras.
-    # Keras reads that file at import only, so no computation differs; a notebook that lists its home
-    # sees no ~/.keras before it saves something there (and nothing a previous kernel left: it is fresh).
+    # Not written: the keras.json a cold kernel writes there when its notebook imports Keras and the home has
+    # none (the course's home, regcourse.environment's, has one). Keras reads that file at import only, so no
+    # computation differs; a notebook that lists such a home sees no ~/.keras before it saves something there
+    # (and nothing a previous kernel left: it is fresh).
     config._KERAS_DIR = home
 
 
