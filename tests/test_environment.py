@@ -29,6 +29,12 @@ import hashlib, numpy as np
 x = np.random.default_rng(0).uniform(0.5, 2.0, 200_000)
 print(hashlib.sha256(np.log(x).tobytes()).hexdigest())
 """
+#: A dot product OpenBLAS splits between its threads.
+NUMPY_DOT = """
+import hashlib, numpy as np
+a = np.random.default_rng(0).standard_normal(2_000_000)
+print(hashlib.sha256(np.dot(a, a).tobytes()).hexdigest())
+"""
 #: The NumPy dispatch targets this process runs.
 NUMPY_TARGETS = """
 from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
@@ -154,6 +160,16 @@ def test_an_avx512_processor_computes_the_avx2_bits(course_digest):
     (CI drew an AVX2 machine once and the book's numbers changed); capped, it computes the AVX2 bits."""
     assert ENVIRONMENT["ONEDNN_MAX_CPU_ISA"] == "AVX2"
     assert _product_digest(ONEDNN_MAX_CPU_ISA=None) != course_digest
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="OpenBLAS runs one thread on one core whatever it is told")
+def test_numpys_blas_computes_the_same_bits_whatever_thread_count_the_caller_sets():
+    course = _product_digest(script=NUMPY_DOT)
+    assert _product_digest(script=NUMPY_DOT, OPENBLAS_NUM_THREADS=None, OMP_NUM_THREADS="1") != course  # it matters
+    shell = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    forced = subprocess.run([sys.executable, "-m", "regcourse.environment", sys.executable, "-c", NUMPY_DOT],
+                            env=shell, capture_output=True, text=True, check=True)
+    assert forced.stdout.strip() == course
 
 
 @pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="NumPy's x86 dispatch targets")

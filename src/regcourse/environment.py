@@ -23,6 +23,13 @@ Why each, measured with TensorFlow 2.21 on two-core x86 machines:
   inner dimension between the threads, so the rounding depends on their
   number, which TensorFlow takes from the core count. Two, the course's
   reference machine, on every machine.
+- ``OPENBLAS_NUM_THREADS``: NumPy's and SciPy's OpenBLAS split a long dot
+  product between their threads in the same way (two vectors of 2,000,000
+  doubles: one thread and two give other bits). Their number comes from the
+  core count, or from the shell (``OMP_NUM_THREADS=1`` is common in
+  containers, and this variable overrides it): two, as TensorFlow's. OpenBLAS
+  runs no more threads than there are cores, so a one-core machine still
+  computes its own bits there.
 - ``OPENBLAS_CORETYPE``: NumPy's and SciPy's OpenBLAS choose their kernels
   by processor too (SkylakeX on AVX-512, Haswell on AVX2): Haswell on every
   x86 processor with AVX2 (read from Linux's ``/proc/cpuinfo``); elsewhere
@@ -139,6 +146,7 @@ ENVIRONMENT: dict[str, str] = {
     "TF_NUM_INTRAOP_THREADS": "2",
     "PYTHONHASHSEED": "0",
     **({"ONEDNN_MAX_CPU_ISA": "AVX2"} if _X86 else {}),
+    "OPENBLAS_NUM_THREADS": "2",
     **({"OPENBLAS_CORETYPE": "Haswell"} if _X86 and _has_avx2() else {}),
     **({"NPY_DISABLE_CPU_FEATURES": NUMPY_ABOVE_AVX2} if _X86 else {}),
     "KERAS_BACKEND": "tensorflow",
