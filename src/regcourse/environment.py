@@ -47,9 +47,10 @@ Why each, measured with TensorFlow 2.21 on two-core x86 machines:
   ``keras.json`` in their home, which also sets the default float type,
   epsilon and image layout. The course runs on TensorFlow with Keras'
   defaults whoever runs it: its Keras home is a folder of this package whose
-  ``keras.json`` holds exactly those defaults. Keras' debugging caps
-  ``KERAS_MAX_EPOCHS`` and ``KERAS_MAX_STEPS_PER_EPOCH``, which would cut
-  every training short, are unset (:data:`UNSET`).
+  ``keras.json`` holds exactly those defaults. Any other ``TF_``,
+  ``KERAS_`` or ``XLA_`` variable is removed (:data:`OWNED_PREFIXES`): Keras'
+  debugging caps ``KERAS_MAX_EPOCHS`` and ``KERAS_MAX_STEPS_PER_EPOCH`` would
+  cut every training short, ``TF_XLA_FLAGS`` could compile it with XLA.
 - ``TF_ENABLE_ONEDNN_OPTS``: no oneDNN graph rewrites, whose round-off
   depends on the processor model.
 - ``TF_CPP_MIN_LOG_LEVEL``: no C++ start-up lines on stderr ("failed call to
@@ -152,19 +153,28 @@ ENVIRONMENT: dict[str, str] = {
     "KERAS_BACKEND": "tensorflow",
     "KERAS_HOME": str(KERAS_HOME),
 }
-#: Variables removed from every such process: Keras' caps on epochs and steps, and a caller's choice of NumPy's
-#: kernels (NumPy will not start with it beside ``NPY_DISABLE_CPU_FEATURES``): none may change a result.
-UNSET: tuple[str, ...] = ("KERAS_MAX_EPOCHS", "KERAS_MAX_STEPS_PER_EPOCH",
-                          *(("NPY_ENABLE_CPU_FEATURES",) if _X86 else ()))
+#: Families of variables of which a process keeps only those set here: TensorFlow, Keras and XLA read dozens
+#: (``TF_XLA_FLAGS`` can switch the XLA compiler on, ``KERAS_MAX_EPOCHS`` caps every training), and none of a
+#: caller's may change a result.
+OWNED_PREFIXES = ("TF_", "KERAS_", "XLA_")
+#: Other variables removed: a caller's choice of NumPy's kernels (NumPy will not start with it beside
+#: ``NPY_DISABLE_CPU_FEATURES``).
+UNSET: tuple[str, ...] = ("NPY_ENABLE_CPU_FEATURES",) if _X86 else ()
+
+
+def removed(environ) -> list[str]:
+    """The variables of ``environ`` that :func:`apply` removes."""
+    return sorted(name for name in environ
+                  if name in UNSET or name.startswith(OWNED_PREFIXES) and name not in ENVIRONMENT)
 
 
 def apply(environ=None) -> None:
     """Set :data:`ENVIRONMENT` in ``environ`` (this process's environment by default), overriding, and remove
-    :data:`UNSET`."""
+    what :func:`removed` names."""
     environ = os.environ if environ is None else environ
+    for name in removed(environ):
+        del environ[name]
     environ.update(ENVIRONMENT)
-    for name in UNSET:
-        environ.pop(name, None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -174,8 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         print(__doc__.splitlines()[0])
         for name, value in ENVIRONMENT.items():
             print(f"{name}={value}")
-        for name in UNSET:
-            print(f"# unset: {name}")
+        print(f"# unset: {', '.join(UNSET + tuple(p + '* other than these' for p in OWNED_PREFIXES))}")
         print(f"# this processor's numerics class: {numerics_class()}")
         return 0
     apply()
