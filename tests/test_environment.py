@@ -76,7 +76,8 @@ def test_the_command_form_runs_the_command_with_it():
     shown = subprocess.run([sys.executable, "-m", "regcourse.environment", sys.executable, "-c",
                             "import os, json; print(json.dumps(dict(os.environ)))"],
                            env={"PATH": os.environ["PATH"], "TF_NUM_INTRAOP_THREADS": "8",
-                                "TF_XLA_FLAGS": "--tf_xla_auto_jit=2", **{name: "SSE2" for name in UNSET}},
+                                "TF_XLA_FLAGS": "--tf_xla_auto_jit=2", **{name: "SSE2" for name in UNSET},
+                                "MPLBACKEND": "Agg"},
                            capture_output=True, text=True, check=True)
     seen = json.loads(shown.stdout)
     assert {name: seen.get(name) for name in ENVIRONMENT} == ENVIRONMENT

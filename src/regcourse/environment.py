@@ -157,9 +157,10 @@ ENVIRONMENT: dict[str, str] = {
 #: (``TF_XLA_FLAGS`` can switch the XLA compiler on, ``KERAS_MAX_EPOCHS`` caps every training), and none of a
 #: caller's may change a result.
 OWNED_PREFIXES = ("TF_", "KERAS_", "XLA_")
-#: Other variables removed: a caller's choice of NumPy's kernels (NumPy will not start with it beside
-#: ``NPY_DISABLE_CPU_FEATURES``).
-UNSET: tuple[str, ...] = ("NPY_ENABLE_CPU_FEATURES",) if _X86 else ()
+#: Other variables removed: a shell's Matplotlib backend (``MPLBACKEND=Agg``, common on servers, keeps every
+#: figure out of an executed notebook: its kernel no longer draws inline) and a caller's choice of NumPy's
+#: kernels (NumPy will not start with it beside ``NPY_DISABLE_CPU_FEATURES``).
+UNSET: tuple[str, ...] = ("MPLBACKEND", *(("NPY_ENABLE_CPU_FEATURES",) if _X86 else ()))
 
 
 def removed(environ) -> list[str]:
