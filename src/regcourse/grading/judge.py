@@ -527,8 +527,8 @@ def fingerprint(assignment: str, source: Path) -> str:
 
 
 def reference_records(assignment: str, root: Path) -> dict[str, dict]:
-    """Every check's record on the reference solution (see :func:`reference_file`)."""
-    return json.loads(reference_file(assignment, root).read_text())
+    """Every check's record on the reference solution (see :func:`fresh_reference_file`)."""
+    return json.loads(fresh_reference_file(assignment, root).read_text())
 
 
 def reference_file(assignment: str, root: Path) -> Path:
@@ -616,8 +616,7 @@ def hidden_check(assignment: str, cell: str, ns: dict) -> None:
 
         display({RECORD_MIME: {"assignment": assignment, "cell": cell, "record": record}}, raw=True)
         return
-    reference = json.loads(fresh_reference_file(assignment, course_root()).read_text())[cell]
-    failures = judge(assignment, cell, record, reference)
+    failures = judge(assignment, cell, record, reference_records(assignment, course_root())[cell])
     if failures:
         raise HiddenTestFailure("\n".join(failures[:10]) + (f"\n... and {len(failures) - 10} more" if len(failures) > 10 else ""))
 
