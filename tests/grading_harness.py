@@ -139,10 +139,17 @@ def nbgrader(course: Path, *args: str, env: dict[str, str] | None = None) -> sub
     return result
 
 
-def make_course(course: Path, names: list[str]) -> None:
+def course_sources(course: Path, names: list[str]) -> Path:
+    """``course`` with the course's ``nbgrader_config.py`` and the instructor notebooks of ``names``."""
     shutil.copy(ROOT / "nbgrader_config.py", course)
     for name in names:
         shutil.copytree(ROOT / "solutions" / name, course / "solutions" / name)
+    return course
+
+
+def make_course(course: Path, names: list[str]) -> None:
+    course_sources(course, names)
+    for name in names:
         nbgrader(course, "generate_assignment", name, "--force")
 
 

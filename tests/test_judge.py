@@ -20,14 +20,13 @@ from __future__ import annotations
 import base64
 import importlib
 import json
-import shutil
 from pathlib import Path
 
 import nbformat
 import numpy as np
 import pytest
 
-from grading_harness import ROOT, assignments, variant_module
+from grading_harness import ROOT, assignments, course_sources, variant_module
 from regcourse.grading import judge
 
 JUDGED = [a for a in assignments() if (ROOT / "src/regcourse/grading/checks" / f"{a}.py").is_file()]
@@ -168,12 +167,6 @@ def test_a_wrong_variant_fails_exactly_the_checks_it_names(references, assignmen
 
 # -- the record format ---------------------------------------------------------------------
 
-def _course_with(tmp_path: Path, assignment: str) -> Path:
-    shutil.copy(ROOT / "nbgrader_config.py", tmp_path)
-    shutil.copytree(ROOT / "solutions" / assignment, tmp_path / "solutions" / assignment)
-    return tmp_path
-
-
 def test_stock_grading_probes_the_reference_in_a_fresh_process_never_in_the_graded_kernel(tmp_path, monkeypatch):
     """Under stock nbgrader the first student graded after a change of the solution triggers the reference.
 
@@ -181,7 +174,7 @@ def test_stock_grading_probes_the_reference_in_a_fresh_process_never_in_the_grad
     later student's reference) and print into their test cell (stderr there is a failed test).
     """
     assignment = "a2_penalties"
-    course = _course_with(tmp_path, assignment)
+    course = course_sources(tmp_path, [assignment])
     student = _namespace(assignment)  # a correct student's kernel
 
     def in_this_process(*args, **kwargs):
@@ -197,7 +190,7 @@ def test_stock_grading_probes_the_reference_in_a_fresh_process_never_in_the_grad
 
 def test_a_reference_that_cannot_be_probed_says_so_with_the_solutions_error(tmp_path):
     assignment = "a2_penalties"
-    course = _course_with(tmp_path, assignment)
+    course = course_sources(tmp_path, [assignment])
     source = course / "solutions" / assignment / f"{assignment}.ipynb"
     nb = nbformat.read(source, 4)
     setup = next(c for c in nb.cells if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("locked"))
